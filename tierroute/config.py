@@ -79,7 +79,7 @@ class Settings(BaseSettings):
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
-        """Read settings from ``config_file`` (or ``$TIERROUTE_CONFIG``), the environment, overrides."""
+        """Settings from ``config_file`` (or ``$TIERROUTE_CONFIG``), the environment, overrides."""
         path = config_file
         if path is None and os.environ.get(CONFIG_ENV):
             path = Path(os.environ[CONFIG_ENV])

@@ -7,6 +7,7 @@ INTERNAL with a generic message; it also binds ``request_id`` and ``rpc`` to the
 
 from __future__ import annotations
 
+import inspect
 import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,7 +62,9 @@ def to_rpc_status(error: TierrouteError) -> status_pb2.Status:
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     status.details.add().Pack(
         error_details_pb2.ErrorInfo(
-            reason=type(error).__name__, domain=_DOMAIN, metadata={"retryable": str(error.retryable).lower()}
+            reason=type(error).__name__,
+            domain=_DOMAIN,
+            metadata={"retryable": str(error.retryable).lower()},
         )
     )
     return status
@@ -69,7 +72,8 @@ def to_rpc_status(error: TierrouteError) -> status_pb2.Status:
 
 def to_grpc_status(error: TierrouteError) -> grpc.Status:
     """The status object ``context.abort_with_status`` takes."""
-    return rpc_status.to_status(to_rpc_status(error))
+    status: grpc.Status = rpc_status.to_status(to_rpc_status(error))
+    return status
 
 
 def request_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -107,7 +111,9 @@ def _wrap_unary(
 def _wrap_stream(
     behaviour: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]], rpc: str
 ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+    async def wrapped(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         structlog.contextvars.bind_contextvars(rpc=rpc, request_id=request_id_of(context))
         try:
             async for item in behaviour(request, context):
@@ -132,15 +138,19 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
+    ) -> Any:
+        # grpc's handler tuple is loosely typed across sync/aio; Any keeps the adapter honest.
+        handler: Any = await continuation(handler_call_details)
         if handler is None:
-            return handler
-        rpc = handler_call_details.method.rsplit("/", 1)[-1]
+            return None
+        rpc = str(handler_call_details.method).rsplit("/", 1)[-1]
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, rpc))  # type: ignore[attr-defined, no-any-return]
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, rpc))
         if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, rpc))  # type: ignore[attr-defined, no-any-return]
+            # Async-generator handlers yield; others (health's Watch) write via the context.
+            if inspect.isasyncgenfunction(handler.unary_stream):
+                return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, rpc))
+            return handler._replace(unary_stream=_wrap_unary(handler.unary_stream, rpc))
         return handler

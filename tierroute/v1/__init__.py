@@ -1,1 +1,1 @@
-"""Generated gRPC contracts of tierroute (package ``tierroute.v1``); regenerate with ``make proto``."""
+"""Generated gRPC contracts of tierroute (``tierroute.v1``); regenerate with ``make proto``."""
