@@ -18,7 +18,7 @@ STAMP := $(VENV)/.setup-stamp
 UNWANTED := torchvision torchaudio torchcodec triton
 PY_SOURCES := tierroute router_svc model_svc tests bench tools/protoc-gen-grpc_python
 
-.PHONY: help setup proto proto-check buf-check lint test test-unit models classifier demo bench clean
+.PHONY: help setup system-deps proto proto-check buf-check lint test test-unit models classifier demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[router,model,train,dev]"
 	$(BIN)/python -m pip uninstall --quiet -y $(UNWANTED) 2>/dev/null || true
 	@touch $@
+
+system-deps:  ## Debian packages the tests use (prometheus, promtool); installed when missing
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		echo "installing Debian's prometheus (server + promtool)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 proto: $(STAMP)  ## regenerate tierroute/v1 from protos/ (buf generate, local plugins)
 	rm -f tierroute/v1/*_pb2.py tierroute/v1/*_pb2.pyi tierroute/v1/*_pb2_grpc.py
@@ -57,7 +62,7 @@ lint: $(STAMP)  ## ruff and mypy --strict on hand-written code
 test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared models)
 	$(BIN)/pytest tests/unit tests/contract -q
 
-test: $(STAMP) lint proto-check buf-check  ## everything CI runs
+test: $(STAMP) system-deps lint proto-check buf-check  ## everything CI runs
 	$(BIN)/pytest -q -ra
 
 clean:  ## remove the virtual environment and caches (prepared models included)
