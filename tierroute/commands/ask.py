@@ -1,0 +1,89 @@
+"""``tierroute ask "..."``: send one query to a running router and stream the answer.
+
+The routing events are printed between brackets on standard error (decision, escalation, cost
+and savings), the answer text on standard output, so the answer can be piped on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any, TextIO
+
+API_KEY_ENV = "TIERROUTE_API_KEY"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``ask`` command."""
+    parser = subparsers.add_parser(
+        "ask", help="send one query to a running router", description=__doc__
+    )
+    parser.add_argument("prompt", help="the question (use - to read it from standard input)")
+    parser.add_argument("--router", default="127.0.0.1:50051", help="router address (host:port)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="tokens to generate at most")
+    parser.add_argument(
+        "--mode",
+        choices=["buffered", "streaming", "early_window", "disabled"],
+        help="fallback mode (default: the router's)",
+    )
+    parser.add_argument("--tier", help="pin a tier by name (needs the permission)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="deadline in seconds")
+    parser.add_argument(
+        "--api-key", default=None, help=f"API key (default: ${API_KEY_ENV} when set)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ask and print; exit code 1 with the gRPC status on failure."""
+    from tierroute.client import RouterError
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    api_key = args.api_key or os.environ.get(API_KEY_ENV)
+    try:
+        asyncio.run(_ask(args, prompt, api_key, sys.stdout, sys.stderr))
+    except RouterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _ask(
+    args: argparse.Namespace, prompt: str, api_key: str | None, out: TextIO, err: TextIO
+) -> None:
+    from tierroute.client import Escalation, FinishedEvent, RoutedEvent, Router, TextEvent
+
+    async with Router(args.router, api_key=api_key, timeout=args.timeout) as router:
+        stream = router.generate(
+            prompt, max_tokens=args.max_tokens, fallback_mode=args.mode, tier=args.tier
+        )
+        async for event in stream:
+            if isinstance(event, RoutedEvent):
+                score = (
+                    "" if event.classifier_score is None else f" score={event.classifier_score:.3f}"
+                )
+                print(f"[routed] tier={event.tier} reason={event.reason}{score}", file=err)
+            elif isinstance(event, TextEvent):
+                out.write(event.text)
+                out.flush()
+            elif isinstance(event, Escalation):
+                print(
+                    f"\n[escalated] {event.from_tier} -> {event.to_tier} ({event.cause}, "
+                    f"confidence {event.confidence:.3f}): discard the text above",
+                    file=err,
+                )
+            elif isinstance(event, FinishedEvent):
+                out.write("\n")
+                share = (
+                    event.savings_usd / event.baseline_cost_usd if event.baseline_cost_usd else 0.0
+                )
+                degraded = f" degraded ({event.degraded_reason})" if event.degraded else ""
+                print(
+                    f"[finished] tier={event.tier} escalated={event.escalated}{degraded} "
+                    f"confidence={event.confidence:.3f} tokens={event.prompt_tokens}+"
+                    f"{event.completion_tokens} cost=${event.cost_usd:.8f} "
+                    f"baseline=${event.baseline_cost_usd:.8f} saved={share:.0%}",
+                    file=err,
+                )
