@@ -1,0 +1,383 @@
+"""The router's classifier at serving time: tokenizer + one ONNX graph, no torch.
+
+The artefact directory (``$TIERROUTE_CACHE_DIR/classifier/``, built by ``tierroute classifier
+build``) holds ``router.int8.onnx`` (encoder, mean pooling, L2 normalisation and the trained
+logistic head in one graph), ``router.onnx`` (the same in fp32), ``tokenizer.json`` and
+``card.json`` (how it was trained, its calibrated threshold and truncation budget).
+
+Truncation keeps the *head and the tail* of a long prompt: the first ``head_tokens`` tokens and
+the last ``max_tokens - head_tokens - 2`` (plus ``[CLS]``/``[SEP]``). The tail holds the actual
+question of few-shot or long-context prompts, the head its framing. Before tokenising, the raw
+text is cut to a generous character budget around the same head and tail, because tokenising
+costs time in proportion to the raw length, not the kept length. The training pipeline encodes
+prompts with this very class, so the head sees exactly what serving feeds it.
+
+Inference runs in a bounded thread pool (``workers`` threads, each session run using ``threads``
+intra-op threads), so the event loop never blocks. Concurrent :meth:`OnnxClassifier.score` calls
+are micro-batched: while every worker is busy, new requests queue and go out together (up to
+``max_batch``); ``batch_window_ms`` > 0 additionally holds the first request of an idle period
+that long to gather company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from pydantic import Field, model_validator
+from tokenizers import Tokenizer
+
+from tierroute.config import Section
+from tierroute.errors import OverloadedError, UnavailableError
+
+CACHE_DIR_ENV = "TIERROUTE_CACHE_DIR"
+ARTIFACT_SUBDIR = "classifier"
+MODEL_FILE = "router.int8.onnx"
+FP32_MODEL_FILE = "router.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CARD_FILE = "card.json"
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+PROBABILITY_OUTPUT = "probability"
+EMBEDDING_OUTPUT = "embedding"
+# Upper bound of characters one kept token can span in the raw text (WordPiece pieces of
+# ordinary text are 3-6 characters); cutting beyond it never removes a token we would keep.
+CHARS_PER_TOKEN_BOUND = 12
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+def default_artifact_dir() -> Path:
+    """``$TIERROUTE_CACHE_DIR/classifier``, else ``<repository>/.cache/tierroute/classifier``."""
+    # The one cache-directory lookup of the serving side; settings override it with model_path.
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser() / ARTIFACT_SUBDIR
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return root / ".cache" / "tierroute" / ARTIFACT_SUBDIR
+    return Path.home() / ".cache" / "tierroute" / ARTIFACT_SUBDIR
+
+
+class ClassifierSettings(Section):
+    """Where the classifier artefact is and how it runs."""
+
+    model_path: Path | None = None
+    """ONNX file; ``None`` means ``$TIERROUTE_CACHE_DIR/classifier/router.int8.onnx``. The card
+    (``card.json``) is read from the same directory."""
+    tokenizer_path: Path | None = None
+    """``tokenizer.json``; ``None`` means the one next to the model."""
+    max_tokens: int | None = Field(default=None, ge=8, le=512)
+    """Truncation budget in tokens including ``[CLS]``/``[SEP]``; ``None`` takes the card's (what
+    the head was trained with). Larger costs latency roughly linearly."""
+    head_tokens: int | None = Field(default=None, ge=0)
+    """Tokens kept from the start of a long prompt; the rest of the budget is kept from its end.
+    ``None`` takes the card's."""
+    threads: int = Field(default=1, ge=1, le=64)
+    """Intra-op threads per session run; 1 holds its latency on a busy machine."""
+    workers: int = Field(default=2, ge=1, le=64)
+    """Session runs in flight at once (size of the bounded thread pool)."""
+    max_batch: int = Field(default=32, ge=1, le=1024)
+    """Most prompts scored in one session run."""
+    batch_window_ms: float = Field(default=0.0, ge=0, le=100)
+    """Extra wait (milliseconds) for more prompts before an idle classifier runs a batch."""
+    max_pending: int = Field(default=4096, ge=1)
+    """Prompts waiting for a worker beyond which ``score`` refuses with ``OverloadedError``."""
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> ClassifierSettings:
+        if (
+            self.max_tokens is not None
+            and self.head_tokens is not None
+            and self.head_tokens > self.max_tokens - 2
+        ):
+            raise ValueError("head_tokens must leave room for [CLS] and [SEP] within max_tokens")
+        return self
+
+    def resolved_model_path(self) -> Path:
+        """The ONNX file this configuration loads."""
+        return self.model_path or default_artifact_dir() / MODEL_FILE
+
+    def resolved_tokenizer_path(self) -> Path:
+        """The tokenizer file this configuration loads."""
+        return self.tokenizer_path or self.resolved_model_path().parent / TOKENIZER_FILE
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Head + tail token budget; see the module docstring."""
+
+    max_tokens: int
+    head_tokens: int
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 3 or not 0 <= self.head_tokens <= self.max_tokens - 2:
+            raise ValueError(f"invalid truncation {self}")
+
+    @property
+    def tail_tokens(self) -> int:
+        """Tokens kept from the end of a long prompt."""
+        return self.max_tokens - 2 - self.head_tokens
+
+
+class PromptEncoder:
+    """Text → padded ``input_ids``/``attention_mask`` with head + tail truncation."""
+
+    def __init__(self, tokenizer: Tokenizer, truncation: Truncation) -> None:
+        # The shipped tokenizer.json pads every input to 128 and truncates at 128 tokens;
+        # both would defeat the budget, so the encoder does its own.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+        self.truncation = truncation
+        self._head_chars = truncation.head_tokens * CHARS_PER_TOKEN_BOUND
+        self._tail_chars = truncation.tail_tokens * CHARS_PER_TOKEN_BOUND
+
+    @classmethod
+    def from_file(cls, path: Path, truncation: Truncation) -> PromptEncoder:
+        """Load ``tokenizer.json``."""
+        return cls(Tokenizer.from_file(str(path)), truncation)
+
+    def cut_text(self, text: str) -> str:
+        """The raw text reduced to what can reach the kept tokens (cheap to tokenise)."""
+        if len(text) <= self._head_chars + self._tail_chars + 1:
+            return text
+        tail = text[-self._tail_chars :] if self._tail_chars else ""
+        return text[: self._head_chars] + " " + tail
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text after truncation, ``[CLS]`` first and ``[SEP]`` last."""
+        encodings = self._tokenizer.encode_batch([self.cut_text(t) for t in texts])
+        head, tail = self.truncation.head_tokens, self.truncation.tail_tokens
+        result = []
+        for encoding in encodings:
+            ids: list[int] = encoding.ids
+            if len(ids) > self.truncation.max_tokens:
+                ids = ids[: 1 + head] + ids[len(ids) - tail - 1 :]
+            result.append(ids)
+        return result
+
+    def encode(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
+        """Right-padded ``input_ids`` and ``attention_mask`` (int64, shape batch x longest)."""
+        rows = self.token_ids(texts)
+        width = max(len(row) for row in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return ids, mask
+
+
+@dataclass(frozen=True)
+class ClassifierCard:
+    """The parts of ``card.json`` serving needs; ``raw`` holds the whole card."""
+
+    threshold: float
+    truncation: Truncation
+    raw: dict[str, Any]
+
+
+def read_card(path: Path) -> ClassifierCard:
+    """Parse ``card.json``; raises ``ValueError`` when it lacks what serving needs."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        model = raw["model"]
+        truncation = Truncation(int(model["max_tokens"]), int(model["head_tokens"]))
+        threshold = float(raw["calibration"]["threshold"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a classifier card ({exc!r} missing)") from exc
+    return ClassifierCard(threshold=threshold, truncation=truncation, raw=raw)
+
+
+class Classifier(Protocol):
+    """Scores a prompt: P(the cheapest tier's answer is good enough), in [0, 1]."""
+
+    async def score(self, text: str) -> float:
+        """The probability for one prompt."""
+        ...
+
+
+_Pending = tuple[str, "asyncio.Future[float]"]
+
+
+def create_session(model_path: Path, threads: int) -> ort.InferenceSession:
+    """An onnxruntime CPU session with ``threads`` intra-op threads and no spinning."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning threads would burn the core the event loop and the other worker need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+class OnnxClassifier:
+    """:class:`Classifier` over the ONNX artefact; build it with :meth:`load`."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        encoder: PromptEncoder,
+        card: ClassifierCard,
+        settings: ClassifierSettings,
+    ) -> None:
+        self._session = session
+        self._encoder = encoder
+        self._card = card
+        self._settings = settings
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="classifier"
+        )
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._in_flight = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @classmethod
+    def load(cls, settings: ClassifierSettings) -> OnnxClassifier:
+        """Load the model, tokenizer and card once; raises ``FileNotFoundError`` if missing."""
+        model_path = settings.resolved_model_path()
+        card_path = model_path.parent / CARD_FILE
+        for path in (model_path, settings.resolved_tokenizer_path(), card_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"classifier artefact missing: {path} (build it: tierroute classifier build)"
+                )
+        card = read_card(card_path)
+        truncation = Truncation(
+            settings.max_tokens or card.truncation.max_tokens,
+            card.truncation.head_tokens if settings.head_tokens is None else settings.head_tokens,
+        )
+        encoder = PromptEncoder.from_file(settings.resolved_tokenizer_path(), truncation)
+        session = create_session(model_path, settings.threads)
+        return cls(session, encoder, card, settings)
+
+    @property
+    def default_threshold(self) -> float:
+        """The calibrated threshold from the card: scores at or above go to the cheapest tier."""
+        return self._card.threshold
+
+    @property
+    def card(self) -> ClassifierCard:
+        """The artefact's card (training data, metrics, calibration)."""
+        return self._card
+
+    @property
+    def encoder(self) -> PromptEncoder:
+        """The tokenizer with this classifier's truncation."""
+        return self._encoder
+
+    def score_batch(self, texts: Sequence[str]) -> FloatArray:
+        """Probabilities of several prompts in one session run (blocking; off the event loop)."""
+        ids, mask = self._encoder.encode(texts)
+        (probability,) = self._session.run(
+            [PROBABILITY_OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask}
+        )
+        return np.asarray(probability, dtype=np.float32).reshape(len(texts))
+
+    def embed_batch(self, texts: Sequence[str]) -> FloatArray:
+        """L2-normalised sentence embeddings (batch x 384) from the same graph (blocking)."""
+        ids, mask = self._encoder.encode(texts)
+        (embedding,) = self._session.run([EMBEDDING_OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        return np.asarray(embedding, dtype=np.float32)
+
+    async def embed(self, texts: Sequence[str]) -> FloatArray:
+        """:meth:`embed_batch` in the classifier's thread pool."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.embed_batch, list(texts))
+
+    async def score(self, text: str) -> float:
+        """P(the cheapest tier's answer is good enough) for ``text``, micro-batched."""
+        self._check_open()
+        if len(self._pending) >= self._settings.max_pending:
+            raise OverloadedError("classifier queue full", retry_after_seconds=0.1)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[float] = loop.create_future()
+        self._pending.append((text, future))
+        window = self._settings.batch_window_ms / 1000.0
+        if window > 0 and self._in_flight == 0 and len(self._pending) < self._settings.max_batch:
+            if self._timer is None:
+                self._timer = loop.call_later(window, self._flush)
+        else:
+            self._dispatch()
+        return await future
+
+    def close(self) -> None:
+        """Stop the thread pool; queued calls fail with ``UnavailableError``."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._pending:
+            _, future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(UnavailableError("classifier closed"))
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("classifier closed")
+
+    def _flush(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send queued prompts to idle workers, up to ``max_batch`` per run (event loop only)."""
+        while self._pending and self._in_flight < self._settings.workers and not self._closed:
+            batch: list[_Pending] = []
+            while self._pending and len(batch) < self._settings.max_batch:
+                item = self._pending.popleft()
+                if not item[1].done():  # skip callers that were cancelled while queued
+                    batch.append(item)
+            if not batch:
+                return
+            self._in_flight += 1
+            loop = batch[0][1].get_loop()
+            work = self._executor.submit(self.score_batch, [text for text, _ in batch])
+            work.add_done_callback(functools.partial(self._hand_back, loop, batch))
+
+    def _hand_back(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Pending],
+        done: concurrent.futures.Future[FloatArray],
+    ) -> None:
+        # Runs in the worker thread: results go back to the loop that is waiting for them.
+        _call_soon(loop, self._complete, batch, done)
+
+    def _complete(self, batch: list[_Pending], done: concurrent.futures.Future[FloatArray]) -> None:
+        self._in_flight -= 1
+        error = done.exception() if not done.cancelled() else UnavailableError("classifier closed")
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(float(done.result()[index]))
+        self._dispatch()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    # The worker thread hands results back to the loop that is waiting for them; a loop that
+    # has closed meanwhile has nobody left to tell.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
