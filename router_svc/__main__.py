@@ -1,0 +1,68 @@
+"""``python -m router_svc [--config FILE] [--port N] [--metrics-port N]``: run the router."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from router_svc.config import RouterSettings
+from router_svc.server import build_router
+from tierroute.config import ServerSettings
+from tierroute.logging import configure_logging
+from tierroute.server import run_until_signal
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; anything else comes from the config file and environment."""
+    parser = argparse.ArgumentParser(prog="python -m router_svc", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML settings file (or $TIERROUTE_CONFIG)")
+    parser.add_argument("--port", type=int, help="gRPC port (0: pick a free one)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port")
+    parser.add_argument("--host", help="interface to bind")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace) -> RouterSettings:
+    """Settings from the file and environment, with the command line on top."""
+    settings = RouterSettings.load(args.config)
+    overrides = {
+        key: value
+        for key, value in (
+            ("port", args.port),
+            ("metrics_port", args.metrics_port),
+            ("host", args.host),
+        )
+        if value is not None
+    }
+    if overrides:
+        server = ServerSettings.model_validate({**settings.server.model_dump(), **overrides})
+        settings = settings.model_copy(update={"server": server})
+    return settings
+
+
+async def serve(settings: RouterSettings) -> None:
+    """Build the router and serve until SIGTERM/SIGINT."""
+    app = build_router(settings)
+
+    async def ready() -> None:
+        # Tier health is watched, not awaited: a router with a tier down still serves (the
+        # cascade falls back or degrades), so readiness does not depend on the tiers.
+        app.tiers.start()
+
+    await run_until_signal(app.bootstrap, ready=ready, shutdown=app.shutdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = parse_args(argv)
+    settings = load_settings(args)
+    configure_logging(settings.logging)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

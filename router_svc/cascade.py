@@ -1,0 +1,363 @@
+"""The cascade: serve a request from an ordered chain of tiers, escalating on low confidence.
+
+A small state machine with no gRPC: it opens one tier stream at a time through an injected
+:data:`TierOpener`, decides what the caller sees, and yields :class:`Forward`,
+:class:`Escalation` and finally one :class:`Outcome`. Token payloads are opaque to it.
+
+Modes (``FallbackModeName``):
+
+- ``BUFFERED``: a tier that may still escalate has its tokens held until its confidence is
+  known; confident, they are flushed; otherwise the next tier serves and the caller never sees
+  the discarded answer.
+- ``STREAMING``: tokens are forwarded at once; on escalation an :class:`Escalation` tells the
+  caller how many tokens to discard, then the next tier's answer follows.
+- ``EARLY_WINDOW``: the first K tokens are held; their running confidence below the threshold
+  abandons the tier early (its call is cancelled); otherwise they are flushed and the rest is
+  streamed, and a low final confidence still escalates as in ``STREAMING``.
+- ``DISABLED``: the routed tier's answer is final (tier errors still fall back).
+
+Errors: a tier failing before any of its tokens reached the caller falls back to the next tier
+(cause ``TIER_ERROR``); when no larger tier is left the request *degrades*: a complete but
+unconfident answer of a smaller tier is served, or a smaller tier not yet failed is asked, with
+the reason stated. A tier failing after its tokens reached the caller ends the request with a
+clean UNAVAILABLE error: retrying then would duplicate text.
+
+:class:`Escalation` events are sent when the next tier produces its first token for the caller,
+so a caller never hears of an escalation that then fell through to a degraded answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+from router_svc.costs import TokenUsage
+from tierroute.errors import InvalidArgumentError, UnavailableError
+
+
+class FallbackModeName(enum.StrEnum):
+    """Cascade modes (mirrors ``tierroute.v1.FallbackMode`` without importing gRPC code)."""
+
+    BUFFERED = "BUFFERED"
+    STREAMING = "STREAMING"
+    EARLY_WINDOW = "EARLY_WINDOW"
+    DISABLED = "DISABLED"
+
+
+class EscalationCauseName(enum.StrEnum):
+    """Why a request moved to a larger tier; also the ``cause`` label of the metric."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    EARLY_WINDOW = "early_window"
+    TIER_ERROR = "tier_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Tokens a tier streamed: an opaque payload for the caller plus what the cascade reads."""
+
+    payload: object
+    tokens: int
+    running_confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class TierResult:
+    """The end of a tier's stream."""
+
+    finish_reason: int
+    prompt_tokens: int
+    completion_tokens: int
+    confidence: float
+    detail: object = None
+    """Opaque extra (the tier's full confidence message) passed through to the caller."""
+
+
+class TierFailure(Exception):
+    """A tier call failed (after the tier client's own retries); ``code`` is a gRPC status name."""
+
+    def __init__(self, tier: str, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{tier}: {code}: {message}")
+        self.tier = tier
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+TierOpener = Callable[[str], AsyncGenerator[Chunk | TierResult, None]]
+"""Opens the request's stream on the named tier; raises :class:`TierFailure` on failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class CascadePlan:
+    """What the policy decided and how to escalate."""
+
+    tiers: tuple[str, ...]
+    """All tier names, cheapest first."""
+    start: int
+    """Index of the routed tier in ``tiers``."""
+    mode: FallbackModeName
+    threshold: float
+    """Confidence below this escalates."""
+    early_window_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Tokens to send to the caller now."""
+
+    tier: str
+    chunk: Chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """The request moved from ``from_tier`` to ``to_tier``."""
+
+    from_tier: str
+    to_tier: str
+    cause: EscalationCauseName
+    confidence_score: float
+    reason: str
+    discarded_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The served answer is complete."""
+
+    served_tier: str
+    result: TierResult
+    usages: tuple[TokenUsage, ...]
+    escalated: bool
+    degraded: bool
+    degraded_reason: str
+
+
+CascadeEvent = Forward | Escalation | Outcome
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One call to one tier and what it produced."""
+
+    index: int
+    tier: str
+    received_tokens: int = 0
+    forwarded_chunks: int = 0
+    forwarded_tokens: int = 0
+    held: list[Chunk] = field(default_factory=list)
+    result: TierResult | None = None
+    error: TierFailure | None = None
+    pending_mark: int = 0
+    """Escalations pending before this tier's own; kept if its answer ends up served."""
+
+
+class Cascade:
+    """One request's walk through the tiers; iterate :meth:`run` once."""
+
+    def __init__(self, plan: CascadePlan, opener: TierOpener) -> None:
+        if not 0 <= plan.start < len(plan.tiers):
+            raise ValueError(f"start tier index {plan.start} out of range")
+        self._plan = plan
+        self._open = opener
+        self._attempts: list[_Attempt] = []
+        self._pending: list[Escalation] = []
+        self._escalated = False
+
+    @property
+    def attempts(self) -> int:
+        """Tier calls made so far."""
+        return len(self._attempts)
+
+    def usages(self, served: _Attempt | None = None) -> tuple[TokenUsage, ...]:
+        """Tokens per tier call so far (also after a failure, for the cost of wasted tokens).
+
+        A call that ended without its ``Finished`` (cancelled early, failed) did not report its
+        prompt tokens: they are estimated from the other calls' counts of the same prompt.
+        """
+        known = [a.result.prompt_tokens for a in self._attempts if a.result is not None]
+        estimate = max(known, default=0)
+        usages = []
+        for attempt in self._attempts:
+            if attempt.result is not None:
+                prompt, completion = attempt.result.prompt_tokens, attempt.result.completion_tokens
+            else:
+                # No tokens at all: the tier most likely refused before prefilling the prompt.
+                prompt = estimate if attempt.received_tokens else 0
+                completion = attempt.received_tokens
+            usages.append(TokenUsage(attempt.tier, prompt, completion, attempt is not served))
+        return tuple(usages)
+
+    async def run(self) -> AsyncIterator[CascadeEvent]:
+        """Serve the request; ends with one :class:`Outcome` or raises a ``TierrouteError``."""
+        plan = self._plan
+        index = plan.start
+        failed: set[int] = set()
+        unconfident: _Attempt | None = None  # latest complete but unconfident answer
+        degrading = ""
+        while True:
+            tier = plan.tiers[index]
+            may_escalate = (
+                not degrading
+                and plan.mode is not FallbackModeName.DISABLED
+                and index + 1 < len(plan.tiers)
+            )
+            attempt = _Attempt(index, tier)
+            self._attempts.append(attempt)
+            try:
+                async for event in self._serve_tier(attempt, may_escalate):
+                    yield event
+            except TierFailure as exc:
+                attempt.error = exc
+                if attempt.forwarded_chunks:
+                    raise UnavailableError(
+                        f"tier {tier} failed after {attempt.forwarded_tokens} tokens reached the "
+                        f"caller ({exc.code}: {exc.message}); not retried, to avoid duplicate text"
+                    ) from exc
+                failed.add(index)
+                larger = index + 1 if not degrading and index + 1 < len(plan.tiers) else None
+                if larger is not None:
+                    self._pending.append(
+                        Escalation(
+                            from_tier=tier,
+                            to_tier=plan.tiers[larger],
+                            cause=EscalationCauseName.TIER_ERROR,
+                            confidence_score=0.0,
+                            reason=f"tier {tier} failed before its first token: "
+                            f"{exc.code}: {exc.message}",
+                            discarded_tokens=attempt.forwarded_tokens,
+                        )
+                    )
+                    index = larger
+                    continue
+                degrading = degrading or f"tier {tier} unavailable ({exc.code}: {exc.message})"
+                if unconfident is not None:
+                    # Escalations up to the tier whose answer is kept still happened.
+                    del self._pending[unconfident.pending_mark :]
+                    async for event in self._finish(unconfident, degraded_reason=degrading):
+                        yield event
+                    return
+                smaller = [i for i in range(index - 1, -1, -1) if i not in failed]
+                if not smaller:
+                    raise self._all_failed() from exc
+                # The caller has seen nothing of the abandoned tiers: forget their escalations.
+                self._pending.clear()
+                index = smaller[0]
+                continue
+            if attempt.result is None:
+                # Early-window abort: the tier was cancelled on purpose; try the next one.
+                index += 1
+                continue
+            if may_escalate and attempt.result.confidence < plan.threshold:
+                unconfident = attempt
+                attempt.pending_mark = len(self._pending)
+                self._pending.append(
+                    Escalation(
+                        from_tier=tier,
+                        to_tier=plan.tiers[index + 1],
+                        cause=EscalationCauseName.LOW_CONFIDENCE,
+                        confidence_score=attempt.result.confidence,
+                        reason=f"confidence {attempt.result.confidence:.3f} below the "
+                        f"threshold {plan.threshold:.3f}",
+                        discarded_tokens=attempt.forwarded_tokens,
+                    )
+                )
+                index += 1
+                continue
+            async for event in self._finish(attempt, degraded_reason=degrading):
+                yield event
+            return
+
+    async def _serve_tier(
+        self, attempt: _Attempt, may_escalate: bool
+    ) -> AsyncIterator[CascadeEvent]:
+        """Stream one tier; leaves ``attempt.result`` unset when the early window gave up on it."""
+        plan = self._plan
+        hold = may_escalate and plan.mode in (
+            FallbackModeName.BUFFERED,
+            FallbackModeName.EARLY_WINDOW,
+        )
+        windowed = hold and plan.mode is FallbackModeName.EARLY_WINDOW
+        async with aclosing(self._open(attempt.tier)) as stream:
+            async for item in stream:
+                if isinstance(item, TierResult):
+                    attempt.result = item
+                    continue
+                attempt.received_tokens += item.tokens
+                if hold:
+                    attempt.held.append(item)
+                    if windowed and attempt.received_tokens >= plan.early_window_tokens:
+                        if item.running_confidence < plan.threshold:
+                            self._early_exit(attempt, item.running_confidence)
+                            return  # closing the stream cancels the tier's call
+                        hold = False
+                        for event in self._release(attempt):
+                            yield event
+                    continue
+                for event in self._forward(attempt, item):
+                    yield event
+        if attempt.result is None:
+            raise TierFailure(attempt.tier, "INTERNAL", "stream ended without Finished")
+
+    def _early_exit(self, attempt: _Attempt, running: float) -> None:
+        plan = self._plan
+        attempt.held.clear()
+        self._pending.append(
+            Escalation(
+                from_tier=attempt.tier,
+                to_tier=plan.tiers[attempt.index + 1],
+                cause=EscalationCauseName.EARLY_WINDOW,
+                confidence_score=running,
+                reason=f"running confidence {running:.3f} of the first "
+                f"{attempt.received_tokens} tokens below the threshold {plan.threshold:.3f}",
+                discarded_tokens=0,
+            )
+        )
+
+    def _forward(self, attempt: _Attempt, chunk: Chunk) -> list[CascadeEvent]:
+        events: list[CascadeEvent] = []
+        if self._pending:
+            # The next tier is really serving now: the caller learns of the escalations.
+            self._escalated = True
+            events.extend(self._pending)
+            self._pending.clear()
+        attempt.forwarded_chunks += 1
+        attempt.forwarded_tokens += chunk.tokens
+        events.append(Forward(attempt.tier, chunk))
+        return events
+
+    def _release(self, attempt: _Attempt) -> list[CascadeEvent]:
+        events: list[CascadeEvent] = []
+        held, attempt.held = attempt.held, []
+        for chunk in held:
+            events.extend(self._forward(attempt, chunk))
+        return events
+
+    async def _finish(self, attempt: _Attempt, degraded_reason: str) -> AsyncIterator[CascadeEvent]:
+        if self._pending:
+            self._escalated = True
+            for escalation in self._pending:
+                yield escalation
+            self._pending.clear()
+        for event in self._release(attempt):
+            yield event
+        assert attempt.result is not None
+        yield Outcome(
+            served_tier=attempt.tier,
+            result=attempt.result,
+            usages=self.usages(served=attempt),
+            escalated=self._escalated,
+            degraded=bool(degraded_reason),
+            degraded_reason=degraded_reason,
+        )
+
+    def _all_failed(self) -> Exception:
+        errors = [a.error for a in self._attempts if a.error is not None]
+        if errors and all(e.code == "INVALID_ARGUMENT" for e in errors):
+            last = errors[-1]
+            return InvalidArgumentError(last.field or "prompt", last.message)
+        summary = "; ".join(f"{e.tier}: {e.code} ({e.message})" for e in errors)
+        return UnavailableError(f"no tier could serve the request: {summary}")

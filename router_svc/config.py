@@ -1,0 +1,143 @@
+"""The router's settings: tiers (cheapest first), policy, classifier, rules, limits, resilience.
+
+Loaded once at start-up with :meth:`RouterSettings.load` (YAML file, ``TIERROUTE_*`` environment
+variables, overrides) and validated there, so a bad configuration fails before serving.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from router_svc.cascade import FallbackModeName
+from router_svc.classifier import ClassifierSettings
+from router_svc.rules import RulesSettings
+from tierroute.config import LoggingSettings, Section, ServerSettings, Settings
+
+TIER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+class TierSettings(Section):
+    """One model tier: its name, replicas and prices."""
+
+    name: str = Field(pattern=TIER_NAME_PATTERN)
+    """Tier name shown in decisions, metrics and logs (for example ``small``)."""
+    endpoints: list[str] = Field(min_length=1)
+    """gRPC targets of the tier's model services: ``host:port`` or ``dns:///name:port`` (a
+    Kubernetes headless service: every resolved address is used, round-robin)."""
+    input_usd_per_mtok: float = Field(ge=0)
+    """Price of prompt tokens (US dollars per 1,000,000 tokens)."""
+    output_usd_per_mtok: float = Field(ge=0)
+    """Price of generated tokens (US dollars per 1,000,000 tokens)."""
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    """Upper bound of one call to this tier (seconds); the caller's deadline may cut it shorter."""
+
+
+def _default_tiers() -> list[TierSettings]:
+    # Two loopback tiers so `python -m router_svc` starts without a file; real deployments
+    # configure their own endpoints and prices.
+    return [
+        TierSettings(
+            name="small",
+            endpoints=["127.0.0.1:50061"],
+            input_usd_per_mtok=0.10,
+            output_usd_per_mtok=0.20,
+        ),
+        TierSettings(
+            name="large",
+            endpoints=["127.0.0.1:50062"],
+            input_usd_per_mtok=1.00,
+            output_usd_per_mtok=2.00,
+        ),
+    ]
+
+
+class PolicySettings(Section):
+    """How a tier is chosen and when an answer escalates."""
+
+    classifier_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Scores at or above go to the cheapest tier, below to the largest; ``None`` takes the
+    calibrated default from the classifier artefact's card (0.5 without a classifier)."""
+    default_tier: str | None = None
+    """Tier when neither a rule nor the classifier decides; ``None`` means the cheapest."""
+    fallback_threshold: float = Field(default=0.65, ge=0, le=1)
+    """A tier's confidence below this escalates to the next tier."""
+    fallback_mode: FallbackModeName = FallbackModeName.BUFFERED
+    """Cascade mode when the request does not choose one."""
+    early_window_tokens: int = Field(default=16, ge=1, le=4096)
+    """K: tokens held in EARLY_WINDOW mode before deciding from their running confidence."""
+    allow_tier_hint: bool = True
+    """Honour ``RouteOptions.tier_hint``; when off, a hint is refused with PERMISSION_DENIED."""
+
+
+class LimitsSettings(Section):
+    """Admission limits of the router."""
+
+    max_concurrent_streams: int = Field(default=256, gt=0)
+    """Generate streams served at once; more get RESOURCE_EXHAUSTED with RetryInfo."""
+    max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
+    """Largest prompt accepted (UTF-8 bytes of all message contents)."""
+    max_tokens: int = Field(default=1024, gt=0)
+    """Largest ``SamplingParams.max_tokens`` accepted (tokens)."""
+    retry_after_seconds: float = Field(default=1.0, gt=0)
+    """Delay suggested to callers refused for overload (seconds)."""
+
+
+class ResilienceSettings(Section):
+    """Retries, circuit breakers and health checks of the tier clients."""
+
+    retries: int = Field(default=2, ge=0, le=10)
+    """Extra attempts on a tier before its first token (another replica when there is one)."""
+    backoff_initial_seconds: float = Field(default=0.05, ge=0)
+    """First retry delay cap; each attempt waits a uniform random time below the cap."""
+    backoff_max_seconds: float = Field(default=1.0, ge=0)
+    """Largest retry delay cap (seconds); the cap doubles per attempt up to this."""
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures of an endpoint that open its circuit."""
+    circuit_reset_seconds: float = Field(default=10.0, gt=0)
+    """Time an open circuit waits before letting one half-open probe through (seconds)."""
+    health_check_interval_seconds: float = Field(default=5.0, ge=0)
+    """Period of the ``grpc.health.v1`` checks of every endpoint; 0 disables them."""
+    health_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    """Deadline of one health check (seconds)."""
+
+
+class RouterClassifierSettings(ClassifierSettings):
+    """The classifier's settings plus whether to load it at all."""
+
+    enabled: bool = True
+    """Load the ONNX classifier; when off, only rules, tier hints and the default tier decide."""
+
+
+class RouterSettings(Settings):
+    """Everything ``python -m router_svc`` reads at start-up."""
+
+    server: ServerSettings = ServerSettings(port=50060)
+    logging: LoggingSettings = LoggingSettings()
+    tiers: list[TierSettings] = Field(default_factory=_default_tiers, min_length=2)
+    """Model tiers, cheapest first."""
+    policy: PolicySettings = PolicySettings()
+    classifier: RouterClassifierSettings = Field(default_factory=RouterClassifierSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    limits: LimitsSettings = LimitsSettings()
+    resilience: ResilienceSettings = ResilienceSettings()
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> Self:
+        names = [tier.name for tier in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tiers: names must be unique, got {names}")
+        # "Cheapest first" is what escalation relies on: the next tier is the next dearer one.
+        blended = [t.input_usd_per_mtok + t.output_usd_per_mtok for t in self.tiers]
+        if any(later < earlier for earlier, later in itertools.pairwise(blended)):
+            raise ValueError("tiers: must be ordered cheapest first (input + output price)")
+        if self.policy.default_tier is not None and self.policy.default_tier not in names:
+            raise ValueError(f"policy.default_tier: unknown tier {self.policy.default_tier!r}")
+        return self
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """Configured tier names, cheapest first."""
+        return tuple(tier.name for tier in self.tiers)

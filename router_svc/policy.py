@@ -1,0 +1,121 @@
+"""The routing policy: which tier a prompt goes to, and why.
+
+Order: an authorised tier hint, then the rules (first match wins), then the classifier (score
+at or above the threshold: the cheapest tier; below: the largest), then the default tier. The
+text given to the rules and the classifier is the routing text: a raw prompt's whole text, or
+a chat's last user message (earlier turns and system messages are context, not the question).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from router_svc.classifier import Classifier
+from router_svc.rules import RuleMatch
+from tierroute.errors import InvalidArgumentError, PermissionDeniedError
+
+REASON_CLASSIFIER = "classifier"
+REASON_TIER_HINT = "tier_hint"
+REASON_DEFAULT = "default"
+
+_log = structlog.get_logger("router_svc.policy")
+
+
+class Rules(Protocol):
+    """What the policy needs of a rule set (``router_svc.rules.RuleSet`` or a fake)."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every rule name the rule set can return."""
+        ...
+
+    def evaluate(self, text: str) -> RuleMatch | None:
+        """The deciding rule, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """A tier and the reason it was chosen."""
+
+    tier: str
+    reason: str
+    """``rule:<name>``, ``classifier``, ``tier_hint`` or ``default``."""
+    classifier_score: float | None
+    threshold: float
+    latency_seconds: float
+
+
+class RoutingPolicy:
+    """Decides the tier of a prompt; see the module docstring for the order."""
+
+    def __init__(
+        self,
+        tiers: tuple[str, ...],
+        *,
+        rules: Rules | None,
+        classifier: Classifier | None,
+        threshold: float,
+        default_tier: str | None = None,
+        allow_tier_hint: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if len(tiers) < 2:
+            raise ValueError("a policy needs at least two tiers")
+        self._tiers = tiers
+        self._rules = rules
+        self._classifier = classifier
+        self._threshold = threshold
+        self._default = default_tier or tiers[0]
+        self._allow_hint = allow_tier_hint
+        self._clock = clock
+
+    @property
+    def threshold(self) -> float:
+        """The classifier threshold in force."""
+        return self._threshold
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every reason a decision can carry (a bounded label set for metrics)."""
+        rule_names = self._rules.names if self._rules is not None else ()
+        return (*rule_names, REASON_CLASSIFIER, REASON_TIER_HINT, REASON_DEFAULT)
+
+    async def decide(self, text: str, tier_hint: str = "") -> RoutingDecision:
+        """The decision for ``text`` (the routing text; see the module docstring)."""
+        started = self._clock()
+        if tier_hint:
+            if tier_hint not in self._tiers:
+                raise InvalidArgumentError(
+                    "options.tier_hint",
+                    f"unknown tier {tier_hint!r}; configured: {', '.join(self._tiers)}",
+                )
+            if not self._allow_hint:
+                raise PermissionDeniedError("tier hints are not allowed on this router")
+            return self._decision(tier_hint, REASON_TIER_HINT, None, started)
+        if self._rules is not None:
+            match = self._rules.evaluate(text)
+            if match is not None:
+                tier = self._tiers[0] if match.target == "cheapest" else self._tiers[-1]
+                return self._decision(tier, match.name, None, started)
+        if self._classifier is not None:
+            try:
+                score = await self._classifier.score(text)
+            except Exception as exc:
+                # A failing or overloaded classifier must not take routing down: the default
+                # tier serves (and the cascade still escalates an unconfident answer).
+                _log.warning("classifier failed; using the default tier", error=repr(exc))
+            else:
+                tier = self._tiers[0] if score >= self._threshold else self._tiers[-1]
+                return self._decision(tier, REASON_CLASSIFIER, score, started)
+        return self._decision(self._default, REASON_DEFAULT, None, started)
+
+    def _decision(
+        self, tier: str, reason: str, score: float | None, started: float
+    ) -> RoutingDecision:
+        return RoutingDecision(tier, reason, score, self._threshold, self._clock() - started)

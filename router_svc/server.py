@@ -1,0 +1,116 @@
+"""Wiring of the router process: builds every object, injects them, starts and stops.
+
+Nothing here decides anything: the policy, cascade, tier clients and ledger are built from the
+settings and handed to the servicer; the shared :class:`~tierroute.server.ServerBootstrap`
+serves it with health, reflection and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from router_svc.classifier import Classifier, OnnxClassifier
+from router_svc.config import RouterSettings
+from router_svc.costs import Prices
+from router_svc.ledger import CostLedger
+from router_svc.metrics import RouterMetrics
+from router_svc.policy import RoutingPolicy
+from router_svc.rules import RuleSet
+from router_svc.servicer import RouterServicer
+from router_svc.tiers import TierPool
+from tierroute.server import ServerBootstrap, ServiceBinding
+from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
+
+SERVICE_NAME = router_service_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
+_FALLBACK_THRESHOLD = 0.5  # classifier threshold reported when there is no classifier
+_log = structlog.get_logger("router_svc.server")
+
+
+@dataclass
+class RouterApp:
+    """A wired router: start it, then stop it."""
+
+    settings: RouterSettings
+    bootstrap: ServerBootstrap
+    tiers: TierPool
+    classifier: OnnxClassifier | None
+    metrics: RouterMetrics
+    registry: CollectorRegistry
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (after :meth:`start`)."""
+        return self.bootstrap.port
+
+    async def start(self) -> None:
+        """Serve and report SERVING; the tier health checks start too."""
+        await self.bootstrap.start()
+        self.tiers.start()
+        await self.bootstrap.set_serving(True)
+
+    async def stop(self) -> None:
+        """Drain in-flight streams, then close the tier channels and the classifier."""
+        try:
+            await self.bootstrap.stop()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Release the tier channels and the classifier (after the server stopped)."""
+        await self.tiers.close()
+        if self.classifier is not None:
+            self.classifier.close()
+            self.classifier = None
+
+
+def build_router(
+    settings: RouterSettings,
+    classifier: Classifier | None = None,
+) -> RouterApp:
+    """Build the router from ``settings``.
+
+    ``classifier`` replaces the ONNX classifier (tests); otherwise it is loaded when
+    ``classifier.enabled`` is on.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    onnx: OnnxClassifier | None = None
+    if classifier is None and settings.classifier.enabled:
+        onnx = OnnxClassifier.load(settings.classifier)
+        classifier = onnx
+    threshold = settings.policy.classifier_threshold
+    if threshold is None:
+        threshold = onnx.default_threshold if onnx is not None else _FALLBACK_THRESHOLD
+    names = settings.tier_names
+    rules = RuleSet(settings.rules) if settings.rules.enabled else None
+    policy = RoutingPolicy(
+        names,
+        rules=rules,
+        classifier=classifier,
+        threshold=threshold,
+        default_tier=settings.policy.default_tier,
+        allow_tier_hint=settings.policy.allow_tier_hint,
+    )
+    metrics = RouterMetrics(registry, names, policy.reasons)
+    tiers = TierPool(settings.tiers, settings.resilience, metrics)
+    prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
+    ledger = CostLedger(metrics, prices, names[-1], settings.logging.log_prompts)
+    servicer = RouterServicer(settings, policy, tiers, ledger, metrics)
+    binding = ServiceBinding(
+        SERVICE_NAME,
+        lambda server: router_service_pb2_grpc.add_RouterServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            servicer, server
+        ),
+    )
+    bootstrap = ServerBootstrap(settings.server, [binding], registry)
+    _log.info(
+        "router built",
+        tiers=list(names),
+        classifier="onnx" if onnx is not None else ("custom" if classifier else "off"),
+        threshold=threshold,
+        fallback_mode=settings.policy.fallback_mode.value,
+        fallback_threshold=settings.policy.fallback_threshold,
+    )
+    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry)

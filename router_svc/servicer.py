@@ -1,0 +1,326 @@
+"""``tierroute.v1.RouterService``: a thin adapter between the protos and the routing domain.
+
+Generate: validate, admit, decide (policy), run the cascade over the tier clients, convert its
+events to the stream, and record the request in the cost ledger. Errors are raised as domain
+errors; the server's interceptor maps them to gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+
+from router_svc import requests
+from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
+from router_svc.config import RouterSettings
+from router_svc.costs import token_cost
+from router_svc.ledger import CostLedger, RequestRecord
+from router_svc.metrics import RouterMetrics
+from router_svc.policy import RoutingDecision, RoutingPolicy
+from router_svc.tiers import TierPool
+from tierroute.errors import FailedPreconditionError, OverloadedError, TierrouteError
+from tierroute.status import REQUEST_ID_KEY
+from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
+
+TENANT_KEY = "x-tenant"
+_CAUSES = {
+    "low_confidence": router_service_pb2.ESCALATION_CAUSE_LOW_CONFIDENCE,
+    "early_window": router_service_pb2.ESCALATION_CAUSE_EARLY_WINDOW,
+    "tier_error": router_service_pb2.ESCALATION_CAUSE_TIER_ERROR,
+}
+Context = grpc.aio.ServicerContext[Any, Any]
+Response = router_service_pb2.RouterServiceGenerateResponse
+
+
+def _metadata(context: Context, key: str) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value[:128]
+    return ""
+
+
+def _decision_pb(decision: RoutingDecision) -> router_service_pb2.Decision:
+    message = router_service_pb2.Decision(
+        tier=decision.tier,
+        reason=decision.reason,
+        threshold=decision.threshold,
+        decision_latency_ms=decision.latency_seconds * 1000,
+    )
+    if decision.classifier_score is not None:
+        message.classifier_score = decision.classifier_score
+    return message
+
+
+class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
+    """Serves Route, Generate and ListTiers."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        policy: RoutingPolicy,
+        tiers: TierPool,
+        ledger: CostLedger,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._settings = settings
+        self._names = settings.tier_names
+        self._policy = policy
+        self._tiers = tiers
+        self._ledger = ledger
+        self._metrics = metrics
+        self._active = 0
+
+    async def Route(
+        self, request: router_service_pb2.RouteRequest, context: Context
+    ) -> router_service_pb2.RouteResponse:
+        """Decide the tier of a prompt without generating."""
+        requests.validate_prompt(request.prompt, request.HasField("prompt"), self._settings.limits)
+        requests.validate_options(request.options)
+        decision = await self._decide(request.prompt, request.options)
+        return router_service_pb2.RouteResponse(decision=_decision_pb(decision))
+
+    async def ListTiers(
+        self, request: router_service_pb2.ListTiersRequest, context: Context
+    ) -> router_service_pb2.ListTiersResponse:
+        """The configured tiers, cheapest first, with prices and endpoint health."""
+        infos = []
+        for tier in self._settings.tiers:
+            client = self._tiers[tier.name]
+            infos.append(
+                router_service_pb2.TierInfo(
+                    name=tier.name,
+                    input_usd_per_mtok=tier.input_usd_per_mtok,
+                    output_usd_per_mtok=tier.output_usd_per_mtok,
+                    endpoints=len(client.endpoints),
+                    healthy_endpoints=client.healthy_endpoints,
+                )
+            )
+        return router_service_pb2.ListTiersResponse(tiers=infos)
+
+    async def _decide(
+        self, prompt: common_pb2.Prompt, options: router_service_pb2.RouteOptions
+    ) -> RoutingDecision:
+        decision = await self._policy.decide(requests.routing_text(prompt), options.tier_hint)
+        self._metrics.record_decision(
+            decision.tier, decision.reason, decision.latency_seconds, decision.classifier_score
+        )
+        return decision
+
+    async def Generate(
+        self, request: router_service_pb2.RouterServiceGenerateRequest, context: Context
+    ) -> AsyncIterator[Response]:
+        """Route, stream the answer with its routing events, and account for its cost."""
+        started = time.monotonic()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else started + remaining
+        request_id = request.request_id or _metadata(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+        run = _Run(request_id, _metadata(context, TENANT_KEY), started)
+        if self._settings.logging.log_prompts:
+            run.prompt_text = requests.routing_text(request.prompt)
+        admitted = False
+        try:
+            limits = self._settings.limits
+            prompt_bytes = requests.validate_generate(request, limits)
+            if self._active >= limits.max_concurrent_streams:
+                raise OverloadedError(
+                    f"{self._active} streams in flight (limit {limits.max_concurrent_streams})",
+                    retry_after_seconds=limits.retry_after_seconds,
+                )
+            admitted = True
+            self._active += 1
+            self._metrics.active_streams.inc()
+            run.decision = await self._decide(request.prompt, request.options)
+            self._check_budget(request, prompt_bytes, run.decision.tier)
+            yield Response(
+                routed=router_service_pb2.Routed(
+                    decision=_decision_pb(run.decision), request_id=request_id
+                )
+            )
+            run.cascade = self._cascade(request, run.decision, request_id, deadline)
+            async for event in run.cascade.run():
+                if isinstance(event, Forward):
+                    if run.ttft is None:
+                        run.ttft = time.monotonic() - started
+                        self._metrics.ttft.labels(self._metrics.tier(event.tier)).observe(run.ttft)
+                    yield Response(delta=event.chunk.payload)  # type: ignore[arg-type]
+                elif isinstance(event, Escalation):
+                    run.escalations.append((event.from_tier, event.to_tier, event.cause.value))
+                    self._metrics.record_escalation(event.from_tier, event.to_tier, event.cause)
+                    yield Response(escalated=self._escalated_pb(event))
+                else:
+                    yield Response(finished=self._finish(run, event))
+        except TierrouteError as exc:
+            self._record_failure(run, exc.kind.value)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller went away; leaving the cascade closes the tier stream and its call.
+            self._record_failure(run, "CANCELLED")
+            raise
+        except Exception:
+            self._record_failure(run, "INTERNAL")
+            raise
+        finally:
+            if admitted:
+                self._active -= 1
+                self._metrics.active_streams.dec()
+
+    def _cascade(
+        self,
+        request: router_service_pb2.RouterServiceGenerateRequest,
+        decision: RoutingDecision,
+        request_id: str,
+        deadline: float | None,
+    ) -> Cascade:
+        policy = self._settings.policy
+        options = request.options
+        threshold = (
+            options.fallback_threshold
+            if options.HasField("fallback_threshold")
+            else policy.fallback_threshold
+        )
+        plan = CascadePlan(
+            tiers=self._names,
+            start=self._names.index(decision.tier),
+            mode=requests.fallback_mode(options, policy.fallback_mode),
+            threshold=threshold,
+            early_window_tokens=policy.early_window_tokens,
+        )
+        tier_request = requests.tier_request(request, request_id)
+
+        def open_tier(tier: str) -> Any:
+            return self._tiers[tier].generate(tier_request, request_id, deadline)
+
+        return Cascade(plan, open_tier)
+
+    def _check_budget(
+        self,
+        request: router_service_pb2.RouterServiceGenerateRequest,
+        prompt_bytes: int,
+        tier: str,
+    ) -> None:
+        if not request.options.HasField("max_cost_usd"):
+            return
+        max_tokens = request.sampling.max_tokens or self._settings.limits.max_tokens
+        prompt_tokens, completion_tokens = requests.worst_case_tokens(
+            request.prompt, prompt_bytes, max_tokens
+        )
+        worst = token_cost(prompt_tokens, completion_tokens, self._ledger.prices[tier])
+        if worst > request.options.max_cost_usd:
+            raise FailedPreconditionError(
+                f"worst-case cost {worst:.6f} USD on tier {tier} exceeds options.max_cost_usd "
+                f"{request.options.max_cost_usd:.6f} USD"
+            )
+
+    @staticmethod
+    def _escalated_pb(event: Escalation) -> router_service_pb2.Escalated:
+        return router_service_pb2.Escalated(
+            from_tier=event.from_tier,
+            to_tier=event.to_tier,
+            cause=_CAUSES[event.cause.value],
+            confidence_score=event.confidence_score,
+            reason=event.reason,
+            discarded_tokens=event.discarded_tokens,
+        )
+
+    def _finish(self, run: _Run, outcome: Outcome) -> router_service_pb2.RouterFinished:
+        served = next(u for u in outcome.usages if not u.discarded)
+        total = time.monotonic() - run.started
+        costs = self._ledger.record(
+            RequestRecord(
+                request_id=run.request_id,
+                tenant=run.tenant,
+                decision=run.decision,
+                code="OK",
+                usages=outcome.usages,
+                served=served,
+                escalations=tuple(run.escalations),
+                degraded_reason=outcome.degraded_reason,
+                ttft_seconds=run.ttft,
+                total_seconds=total,
+                prompt_text=run.prompt_text,
+            )
+        )
+        finished = router_service_pb2.RouterFinished(
+            served_tier=outcome.served_tier,
+            finish_reason=outcome.result.finish_reason,  # type: ignore[arg-type]
+            tier_usage=[
+                router_service_pb2.TierUsage(
+                    tier=u.tier,
+                    usage=common_pb2.Usage(
+                        prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens
+                    ),
+                    cost_usd=cost,
+                    discarded=u.discarded,
+                )
+                for u, cost in zip(outcome.usages, costs.per_tier, strict=True)
+            ],
+            cost_usd=costs.cost_usd,
+            baseline_cost_usd=costs.baseline_cost_usd,
+            savings_usd=costs.savings_usd,
+            escalated=outcome.escalated,
+            degraded=outcome.degraded,
+            degraded_reason=outcome.degraded_reason,
+            ttft_ms=(run.ttft or total) * 1000,
+            total_ms=total * 1000,
+        )
+        if isinstance(outcome.result.detail, common_pb2.Confidence):
+            finished.confidence.CopyFrom(outcome.result.detail)
+        else:
+            finished.confidence.score = outcome.result.confidence
+        run.recorded = True
+        return finished
+
+    def _record_failure(self, run: _Run, code: str) -> None:
+        if run.recorded:
+            return
+        run.recorded = True
+        self._ledger.record(
+            RequestRecord(
+                request_id=run.request_id,
+                tenant=run.tenant,
+                decision=run.decision,
+                code=code,
+                usages=run.cascade.usages() if run.cascade is not None else (),
+                served=None,
+                escalations=tuple(run.escalations),
+                degraded_reason="",
+                ttft_seconds=run.ttft,
+                total_seconds=time.monotonic() - run.started,
+                prompt_text=run.prompt_text,
+            )
+        )
+
+
+class _Run:
+    """Mutable state of one Generate call, for the ledger."""
+
+    __slots__ = (
+        "cascade",
+        "decision",
+        "escalations",
+        "prompt_text",
+        "recorded",
+        "request_id",
+        "started",
+        "tenant",
+        "ttft",
+    )
+
+    def __init__(self, request_id: str, tenant: str, started: float) -> None:
+        self.request_id = request_id
+        self.tenant = tenant
+        self.started = started
+        self.decision: RoutingDecision | None = None
+        self.cascade: Cascade | None = None
+        self.escalations: list[tuple[str, str, str]] = []
+        self.ttft: float | None = None
+        self.recorded = False
+        self.prompt_text = ""

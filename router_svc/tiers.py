@@ -1,0 +1,308 @@
+"""Tier clients: ``grpc.aio`` channels to each tier's model services, with resilience.
+
+Each configured endpoint gets one channel; a ``dns:///`` target (a Kubernetes headless
+service) resolves to every replica and the channel balances them round-robin, and a tier with
+several endpoints is balanced round-robin across them too. Every call carries the caller's
+remaining deadline (capped by the tier's own timeout) and the request id. Before a tier's first
+message, transient failures are retried with jittered exponential backoff on the next endpoint;
+after it, never. A per-endpoint :class:`~router_svc.circuit.CircuitBreaker` skips endpoints that
+keep failing or whose ``grpc.health.v1`` check says they are not serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from router_svc.cascade import Chunk, TierFailure, TierResult
+from router_svc.circuit import CircuitBreaker, CircuitState
+from router_svc.config import ResilienceSettings, TierSettings
+from router_svc.metrics import RouterMetrics
+from tierroute.errors import DeadlineExceededError
+from tierroute.status import REQUEST_ID_KEY
+from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
+
+MODEL_SERVICE = "tierroute.v1.ModelService"
+# Transient: another attempt (on another replica) may succeed.
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# Codes that say the endpoint itself is broken (not the request, not load shedding).
+_ENDPOINT_FAILURES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+# The caller's own deadline is "passed" within this margin: no useful work fits in it.
+_DEADLINE_SLACK_SECONDS = 0.005
+_log = structlog.get_logger("router_svc.tiers")
+
+
+def _channel_options(health_checks: bool) -> list[tuple[str, object]]:
+    config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    if health_checks:
+        # Client-side health checking: round_robin skips replicas reporting NOT_SERVING.
+        config["healthCheckConfig"] = {"serviceName": MODEL_SERVICE}
+    return [
+        ("grpc.service_config", json.dumps(config)),
+        # We retry ourselves, only before the first token: the channel must not.
+        ("grpc.enable_retries", 0),
+        # Reconnect fast to a restarted replica instead of backing off for up to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5000),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ]
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One gRPC target of a tier (one replica, or a headless service of several)."""
+
+    target: str
+    channel: grpc.aio.Channel
+    stub: model_service_pb2_grpc.ModelServiceStub
+    health: health_pb2_grpc.HealthStub
+    breaker: CircuitBreaker
+
+
+def _field_of(exc: grpc.aio.AioRpcError) -> str | None:
+    """The first BadRequest field violation in an error's details, if any."""
+    for key, value in exc.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                if bad.field_violations:
+                    return str(bad.field_violations[0].field)
+    return None
+
+
+def _state_reader(breaker: CircuitBreaker) -> Callable[[], float]:
+    return lambda: float(breaker.state)
+
+
+class TierClient:
+    """Calls one tier's model services; see the module docstring for the resilience rules."""
+
+    def __init__(
+        self,
+        settings: TierSettings,
+        resilience: ResilienceSettings,
+        metrics: RouterMetrics,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self._resilience = resilience
+        self._metrics = metrics
+        self._next = 0
+        options = _channel_options(resilience.health_check_interval_seconds > 0)
+        self.endpoints: list[Endpoint] = []
+        for target in settings.endpoints:
+            channel = grpc.aio.insecure_channel(target, options=options)
+            endpoint = Endpoint(
+                target=target,
+                channel=channel,
+                stub=model_service_pb2_grpc.ModelServiceStub(channel),  # type: ignore[no-untyped-call]
+                health=health_pb2_grpc.HealthStub(channel),
+                breaker=CircuitBreaker(
+                    resilience.circuit_failure_threshold, resilience.circuit_reset_seconds
+                ),
+            )
+            self.endpoints.append(endpoint)
+            metrics.watch_endpoint(self.name, target, _state_reader(endpoint.breaker))
+        metrics.watch_tier(self.name, len(self.endpoints), lambda: float(self.healthy_endpoints))
+
+    @property
+    def healthy_endpoints(self) -> int:
+        """Endpoints whose circuit is not open."""
+        return sum(1 for e in self.endpoints if e.breaker.state is not CircuitState.OPEN)
+
+    def _pick(self) -> Endpoint | None:
+        """The next endpoint (round-robin) whose circuit lets a call through."""
+        count = len(self.endpoints)
+        for offset in range(count):
+            endpoint = self.endpoints[(self._next + offset) % count]
+            if endpoint.breaker.allow():
+                self._next = (self._next + offset + 1) % count
+                return endpoint
+        return None
+
+    async def generate(
+        self,
+        request: model_service_pb2.GenerateRequest,
+        request_id: str,
+        deadline: float | None,
+    ) -> AsyncGenerator[Chunk | TierResult, None]:
+        """Stream ``request`` from this tier as cascade items.
+
+        ``deadline`` is the caller's, on the ``time.monotonic`` clock (``None``: no deadline).
+        Raises :class:`TierFailure` when the tier cannot serve, or ``DeadlineExceededError``
+        when the caller's deadline ran out.
+        """
+        metadata = ((REQUEST_ID_KEY, request_id),)
+        attempts = self._resilience.retries + 1
+        for attempt in range(attempts):
+            endpoint = self._pick()
+            if endpoint is None:
+                raise TierFailure(self.name, "UNAVAILABLE", "every endpoint's circuit is open")
+            timeout = self._timeout(deadline)
+            call = endpoint.stub.Generate(request, timeout=timeout, metadata=metadata)
+            received = False
+            settled = False
+            try:
+                async for message in call:
+                    if not received:
+                        received = settled = True
+                        endpoint.breaker.record_success()
+                    kind = message.WhichOneof("event")
+                    if kind == "delta":
+                        delta = message.delta
+                        yield Chunk(delta, len(delta.token_ids), delta.running_confidence)
+                    elif kind == "finished":
+                        done = message.finished
+                        yield TierResult(
+                            finish_reason=int(done.finish_reason),
+                            prompt_tokens=done.usage.prompt_tokens,
+                            completion_tokens=done.usage.completion_tokens,
+                            confidence=done.confidence.score,
+                            detail=done.confidence,
+                        )
+                return
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                self._metrics.record_tier_error(self.name, code.name)
+                caller_out_of_time = deadline is not None and (
+                    deadline - time.monotonic() <= _DEADLINE_SLACK_SECONDS
+                )
+                if code in _ENDPOINT_FAILURES and not caller_out_of_time:
+                    endpoint.breaker.record_failure()
+                    settled = True
+                if caller_out_of_time and code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise DeadlineExceededError(
+                        f"deadline exceeded while tier {self.name} was answering"
+                    ) from exc
+                failure = TierFailure(self.name, code.name, exc.details() or "", _field_of(exc))
+                _log.warning(
+                    "tier call failed",
+                    tier=self.name,
+                    endpoint=endpoint.target,
+                    code=code.name,
+                    attempt=attempt + 1,
+                    after_first_message=received,
+                )
+                if received or code not in _RETRYABLE or attempt + 1 == attempts:
+                    raise failure from exc
+            finally:
+                call.cancel()
+                if not settled:
+                    endpoint.breaker.release_probe()
+            await self._backoff(attempt, deadline)
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _timeout(self, deadline: float | None) -> float:
+        timeout = self.settings.timeout_seconds
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= _DEADLINE_SLACK_SECONDS:
+                raise DeadlineExceededError(f"deadline exceeded before calling tier {self.name}")
+            timeout = min(timeout, remaining)
+        return timeout
+
+    async def _backoff(self, attempt: int, deadline: float | None) -> None:
+        """Full-jitter exponential backoff, never sleeping past the caller's deadline."""
+        cap = min(
+            self._resilience.backoff_max_seconds,
+            self._resilience.backoff_initial_seconds * (2**attempt),
+        )
+        delay = random.uniform(0, cap)
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - time.monotonic() - _DEADLINE_SLACK_SECONDS))
+        await asyncio.sleep(delay)
+
+    async def check_health(self) -> None:
+        """One ``grpc.health.v1`` check of every endpoint, fed to its circuit breaker."""
+        await asyncio.gather(*(self._check(e) for e in self.endpoints))
+
+    async def _check(self, endpoint: Endpoint) -> None:
+        request = health_pb2.HealthCheckRequest(service=MODEL_SERVICE)
+        try:
+            reply = await endpoint.health.Check(
+                request, timeout=self._resilience.health_check_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
+                return  # no health service to ask: the call outcomes alone drive the breaker
+            serving = False
+        else:
+            serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        before = endpoint.breaker.state
+        endpoint.breaker.record_health(serving)
+        if endpoint.breaker.state is not before:
+            _log.info(
+                "endpoint health changed",
+                tier=self.name,
+                endpoint=endpoint.target,
+                serving=serving,
+                circuit=endpoint.breaker.state.name,
+            )
+
+    async def close(self) -> None:
+        """Close every channel."""
+        await asyncio.gather(*(e.channel.close() for e in self.endpoints))
+
+
+class TierPool:
+    """The configured tiers' clients, cheapest first, and their health-check loop."""
+
+    def __init__(
+        self,
+        tiers: Sequence[TierSettings],
+        resilience: ResilienceSettings,
+        metrics: RouterMetrics,
+    ) -> None:
+        self.clients = {t.name: TierClient(t, resilience, metrics) for t in tiers}
+        self._interval = resilience.health_check_interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def __getitem__(self, name: str) -> TierClient:
+        return self.clients[name]
+
+    def start(self) -> None:
+        """Start the periodic health checks (if configured)."""
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._health_loop())
+
+    async def check_health(self) -> None:
+        """Check every endpoint of every tier once."""
+        await asyncio.gather(*(c.check_health() for c in self.clients.values()))
+
+    async def _health_loop(self) -> None:
+        while True:
+            try:
+                await self.check_health()
+            except Exception:  # a failed round must not end the loop
+                _log.exception("health check round failed")
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        """Stop the health checks and close every channel."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.gather(*(c.close() for c in self.clients.values()))
