@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,24 @@ import uvicorn
 from router_svc.openai.app import create_app
 from router_svc.openai.config import OpenAISettings
 from tierroute.logging import configure_logging
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with signals on the event loop: a drained stop exits with status 0.
+
+    (uvicorn re-raises the signal after shutdown, which would end the process with -15.)
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -65,7 +85,7 @@ async def serve(settings: OpenAISettings) -> None:
         loop="asyncio",
     )
     log.info("serving", host=settings.http.host, port=port, router=settings.router.target)
-    await uvicorn.Server(config).serve(sockets=[sock])
+    await _Server(config).serve(sockets=[sock])
     log.info("stopped")
 
 

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from router_svc.openai.config import OpenAISettings
 from router_svc.openai.errors import ApiError, bad_gateway, from_rpc_error
@@ -77,6 +77,7 @@ class Gateway:
     def __init__(self, settings: OpenAISettings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.metrics = HttpMetrics(registry)
+        self._registry = registry
         self._defaults = Defaults(
             settings.models.default_max_tokens, settings.models.default_fallback_mode
         )
@@ -314,6 +315,10 @@ class Gateway:
             for t in tiers
         ]
 
+    async def metrics_text(self, request: Request) -> Response:
+        """Prometheus exposition of this endpoint's registry."""
+        return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(self, request: Request) -> Response:
         """Liveness: the process serves HTTP."""
         return JSONResponse({"status": "ok"})
@@ -349,7 +354,7 @@ def create_app(settings: OpenAISettings, registry: CollectorRegistry | None = No
         Route("/v1/models/{model:path}", gateway.retrieve_model, methods=["GET"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),
         Route("/readyz", gateway.readyz, methods=["GET"]),
-        Mount("/metrics", app=make_asgi_app(registry)),
+        Route("/metrics", gateway.metrics_text, methods=["GET"]),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: _http_error
