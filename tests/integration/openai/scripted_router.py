@@ -190,7 +190,7 @@ class Endpoint:
         )
         self._server = uvicorn.Server(config)
         # Inside pytest, Ctrl-C must stay pytest's: no signal capture by this server.
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._server.capture_signals = contextlib.nullcontext
         self._task: asyncio.Task[None] | None = None
 
     @property

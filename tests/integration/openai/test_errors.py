@@ -17,7 +17,7 @@ async def _chat(client: openai.AsyncOpenAI, content: str, **kwargs: object) -> o
     return await client.chat.completions.create(
         model="tierroute-auto",
         messages=[{"role": "user", "content": content}],
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -69,15 +69,15 @@ async def test_pinning_without_permission_is_403(endpoint: Endpoint) -> None:
         base_url=endpoint.base_url, api_key="limited", max_retries=0
     ) as api:
         with pytest.raises(openai.PermissionDeniedError) as caught:
-            await api.chat.completions.create(model="large", messages=USER)  # type: ignore[arg-type]
+            await api.chat.completions.create(model="large", messages=USER)
         assert caught.value.status_code == 403
         # The same key may still let the router choose.
-        assert (await _chat(api, "hi")).choices[0].message.content == "Hello there"  # type: ignore[attr-defined]
+        assert (await _chat(api, "hi")).choices[0].message.content == "Hello there"
 
 
 async def test_unknown_model_is_404(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        await client.chat.completions.create(model="gpt-4o", messages=USER)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="gpt-4o", messages=USER)
     assert caught.value.code == "model_not_found" and caught.value.param == "model"
 
 
@@ -93,7 +93,7 @@ async def test_no_tier_is_503(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
         await _chat(client, "error:UNAVAILABLE")
     assert caught.value.status_code == 503
-    assert caught.value.body["message"] == "no tier can serve"  # type: ignore[index]
+    assert caught.value.body["message"] == "no tier can serve"
 
 
 async def test_deadline_is_504_and_not_retried(
@@ -119,7 +119,7 @@ async def test_error_after_the_first_token_ends_the_stream_with_an_error_event(
     stream = await _chat(client, "fail-mid", stream=True)
     seen: list[str] = []
     with pytest.raises(openai.APIError) as caught:
-        async for chunk in stream:  # type: ignore[attr-defined]
+        async for chunk in stream:
             seen.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(seen) == "Hello"
     assert "tier died mid-answer" in caught.value.message

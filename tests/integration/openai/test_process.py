@@ -17,10 +17,16 @@ async def test_module_serves_and_stops_on_sigterm(scripted: tuple[ScriptedRouter
     _, router_port = scripted
     env = {**os.environ, "TIERROUTE_LOGGING__LEVEL": "INFO"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "router_svc.openai", "--router", f"127.0.0.1:{router_port}",
-        "--port", "0",
-        stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "router_svc.openai",
+        "--router",
+        f"127.0.0.1:{router_port}",
+        "--port",
+        "0",
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     assert process.stderr is not None
     try:
         port = 0
