@@ -22,7 +22,7 @@ def check(target: str, service: str = "", timeout: float = 3.0) -> bool:
         except grpc.RpcError as error:
             print(f"{target}: {error.code().name}", file=sys.stderr)
             return False
-    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
     print(f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
     return serving
 

@@ -1,0 +1,1 @@
+"""Deployment checks: the Helm chart, Terraform, Dockerfiles and GitHub workflows, offline."""
