@@ -191,15 +191,15 @@ def _concurrency(layout: Layout) -> None:
             )
         )
         .with_target(query(f"sum(tierroute_router_active_streams{{{NS}}})", "router streams")),
-        8,
+        6,
         8,
     )
     layout.add(
         timeseries.Panel()
         .title("Stream-limit utilisation")
         .description(
-            "Active streams / limit. The model service does not queue past its limit, it "
-            "answers RESOURCE_EXHAUSTED: this is the tier's queue pressure. Dashed: 90% alert."
+            "Active streams / limit. Past its limit the model service does not queue, it "
+            "answers RESOURCE_EXHAUSTED. Dashed: the 90% alert."
         )
         .unit("percentunit")
         .min(0)
@@ -208,7 +208,7 @@ def _concurrency(layout: Layout) -> None:
         .with_target(
             query(f"namespace_tier:tierroute_model_stream_utilisation:ratio{{{NT}}}", "{{tier}}")
         ),
-        8,
+        6,
         8,
     )
     layout.add(
@@ -226,7 +226,25 @@ def _concurrency(layout: Layout) -> None:
                 "{{tier}}",
             )
         ),
+        6,
         8,
+    )
+    layout.add(
+        timeseries.Panel()
+        .title("Requests held by the engine")
+        .description(
+            "Requests the inference engine holds, waiting or running (the engine's own queue), "
+            "summed over replicas."
+        )
+        .unit("short")
+        .min(0)
+        .with_target(
+            query(
+                f"sum by (tier) (tierroute_model_engine_unfinished_requests{{{NT}}})",
+                "{{tier}}",
+            )
+        ),
+        6,
         8,
     )
 
