@@ -1,0 +1,1 @@
+"""Sub-commands of the ``tierroute`` CLI; each module exposes ``register(subparsers)``."""
