@@ -18,7 +18,7 @@ STAMP := $(VENV)/.setup-stamp
 UNWANTED := torchvision torchaudio torchcodec triton
 PY_SOURCES := tierroute router_svc model_svc tests bench tools/protoc-gen-grpc_python
 
-.PHONY: help setup system-deps proto proto-check buf-check lint test test-unit models classifier demo bench clean
+.PHONY: help setup system-deps proto proto-check buf-check lint test test-unit prepare demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,10 +59,17 @@ lint: $(STAMP)  ## ruff and mypy --strict on hand-written code
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 
+prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's classifier (idempotent)
+	$(BIN)/tierroute models prepare --tier small --tier large
+	$(BIN)/tierroute classifier build
+
+demo: $(STAMP)  ## run the platform on this CPU and replay a query mix through it
+	$(BIN)/tierroute up --demo
+
 test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared models)
 	$(BIN)/pytest tests/unit tests/contract -q
 
-test: $(STAMP) system-deps lint proto-check buf-check  ## everything CI runs
+test: $(STAMP) system-deps lint proto-check buf-check prepare  ## everything CI runs
 	$(BIN)/pytest -q -ra
 
 clean:  ## remove the virtual environment and caches (prepared models included)

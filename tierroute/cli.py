@@ -12,12 +12,19 @@ import sys
 from collections.abc import Sequence
 
 # Modules that each add one sub-command (``register(subparsers)``), in help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "tierroute.commands.up",
+    "tierroute.commands.ask",
+    "tierroute.commands.models",
+    "tierroute.commands.classifier",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(prog="tierroute", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tierroute", description="tierroute: LLM inference with tiered model routing."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

