@@ -127,12 +127,13 @@ def render(
     overrides: dict[str, Any] | None = None,
     chart: Path = CHART,
     lint: bool = False,
+    release: str = RELEASE,
 ) -> Rendered:
     """Render (and lint) the chart like ``helm template -f values-<env>.yaml``."""
     args = [str(chart)] + ([] if lint else ["--no-lint"])
     for path in values_files(environment):
         args += ["-f", path]
-    args += ["--set-json", json.dumps(overrides or {}), "--release", RELEASE]
+    args += ["--set-json", json.dumps(overrides or {}), "--release", release]
     args += ["--namespace", NAMESPACE]
     result = tools.script("render_chart.py", *args)
     assert result.returncode == 0, f"render failed:\n{result.stderr}"

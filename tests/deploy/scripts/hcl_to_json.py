@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+from hcl2.utils import SerializationOptions
+
+# Plain values: no comment or block markers, strings without their quotes, heredocs as text.
+OPTIONS = SerializationOptions(
+    with_comments=False,
+    explicit_blocks=False,
+    preserve_heredocs=False,
+    strip_string_quotes=True,
+)
 
 
 def main(root: str) -> int:
@@ -25,7 +34,9 @@ def main(root: str) -> int:
             continue
         try:
             with path.open(encoding="utf-8") as handle:
-                parsed[str(path.relative_to(base))] = hcl2.load(handle)
+                parsed[str(path.relative_to(base))] = hcl2.load(
+                    handle, serialization_options=OPTIONS
+                )
         except Exception as error:  # lark's parse errors carry the position
             print(f"{path}: {error}", file=sys.stderr)
             return 2
