@@ -182,7 +182,8 @@ class Endpoint:
 
     def __init__(self, settings: OpenAISettings) -> None:
         self.registry = CollectorRegistry()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY (see router_svc.openai.__main__).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])
         config = uvicorn.Config(
