@@ -11,6 +11,7 @@ against the tier Services, NetworkPolicy selectors, pod security.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,42 @@ def test_rendered_router_config_loads_in_the_router(rendered: dict[str, Rendered
         assert list(settings.tier_names) == [
             t["name"] for t in rendered[environment].values["tiers"]
         ]
+
+
+def test_rendered_model_environment_loads_in_the_model_service(
+    rendered: dict[str, Rendered], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The contract with model_svc: every TIERROUTE_* variable the chart sets is a setting the
+    # model service knows (its settings forbid unknown keys) with a value it accepts.
+    from model_svc.config import ModelServiceSettings
+
+    checked = 0
+    for environment in ENVIRONMENTS:
+        for deployment in rendered[environment].of_kind("Deployment"):
+            if "tierroute/tier" not in deployment["spec"]["selector"]["matchLabels"]:
+                continue
+            container = pod_spec(deployment)["containers"][0]
+            env = env_of(container)
+            with monkeypatch.context() as patch:
+                for name in [n for n in os.environ if n.startswith("TIERROUTE_")]:
+                    patch.delenv(name)
+                for name, value in env.items():
+                    if name.startswith("TIERROUTE_"):
+                        patch.setenv(name, value)
+                settings = ModelServiceSettings.load(tier=container["args"][1])
+            assert settings.tier == container["args"][1]
+            assert str(settings.engine.model) == env["TIERROUTE_ENGINE__MODEL"]
+            assert settings.engine.tensor_parallel_size == int(
+                env["TIERROUTE_ENGINE__TENSOR_PARALLEL_SIZE"]
+            )
+            assert settings.engine.enforce_eager is False
+            assert settings.limits.max_concurrent_streams == 256
+            assert settings.server.port == 50061 and settings.server.metrics_port == 9465
+            assert settings.prices.output_usd_per_mtok == float(
+                env["TIERROUTE_PRICES__OUTPUT_USD_PER_MTOK"]
+            )
+            checked += 1
+    assert checked == 6
 
 
 def test_model_tiers_request_their_gpus(rendered: dict[str, Rendered]) -> None:
