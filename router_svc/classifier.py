@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -96,6 +96,11 @@ class ClassifierSettings(Section):
     """Extra wait (milliseconds) for more prompts before an idle classifier runs a batch."""
     max_pending: int = Field(default=4096, ge=1)
     """Prompts waiting for a worker beyond which ``score`` refuses with ``OverloadedError``."""
+    batch_mode: Literal["rows", "padded"] = "rows"
+    """How a micro-batch runs: ``rows`` = one session run per prompt (a prompt's score never
+    depends on its batch-mates: dynamic int8 quantisation scales activations per run);
+    ``padded`` = one padded run per group of similar lengths (more decisions/s for short
+    prompts, scores move by up to ~0.03 with the batch's other prompts)."""
 
     @model_validator(mode="after")
     def _check_budget(self) -> ClassifierSettings:
@@ -172,14 +177,18 @@ class PromptEncoder:
 
     def encode(self, texts: Sequence[str]) -> tuple[IntArray, IntArray]:
         """Right-padded ``input_ids`` and ``attention_mask`` (int64, shape batch x longest)."""
-        rows = self.token_ids(texts)
-        width = max(len(row) for row in rows)
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        return ids, mask
+        return pad(self.token_ids(texts))
+
+
+def pad(rows: Sequence[Sequence[int]]) -> tuple[IntArray, IntArray]:
+    """Token id rows right-padded with 0 into ``input_ids`` and ``attention_mask``."""
+    width = max(len(row) for row in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
 
 
 @dataclass(frozen=True)
@@ -284,12 +293,33 @@ class OnnxClassifier:
         return self._encoder
 
     def score_batch(self, texts: Sequence[str]) -> FloatArray:
-        """Probabilities of several prompts in one session run (blocking; off the event loop)."""
-        ids, mask = self._encoder.encode(texts)
+        """Probabilities of several prompts, per ``batch_mode`` (blocking; off the event loop)."""
+        rows = self._encoder.token_ids(texts)
+        result = np.empty(len(rows), dtype=np.float32)
+        if self._settings.batch_mode == "rows":
+            for index, row in enumerate(rows):
+                ids = np.asarray([row], dtype=np.int64)
+                result[index] = self._run_probability(ids, np.ones_like(ids))[0]
+            return result
+        # Padded: sort by length and cut where the longest would more than double the
+        # shortest, so short prompts are not padded to a long neighbour's length.
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while stop < len(order) and len(rows[order[stop]]) <= 2 * len(rows[order[start]]):
+                stop += 1
+            group = order[start:stop]
+            ids, mask = pad([rows[i] for i in group])
+            result[group] = self._run_probability(ids, mask)
+            start = stop
+        return result
+
+    def _run_probability(self, ids: IntArray, mask: IntArray) -> FloatArray:
         (probability,) = self._session.run(
             [PROBABILITY_OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask}
         )
-        return np.asarray(probability, dtype=np.float32).reshape(len(texts))
+        return np.asarray(probability, dtype=np.float32).reshape(ids.shape[0])
 
     def embed_batch(self, texts: Sequence[str]) -> FloatArray:
         """L2-normalised sentence embeddings (batch x 384) from the same graph (blocking)."""

@@ -1,11 +1,12 @@
 """Named routing rules: cheap heuristics that decide the obvious cases before the classifier.
 
-Each rule looks at the prompt text only and either sends it to the largest tier (code, maths,
-multi-step instructions, very long prompts) or to the cheapest (greetings, very short factual
-questions). The first rule that matches wins; rules that send to the largest tier are checked
-first, so a short question that contains code still goes to the largest tier. The rule's name
-(``rule:<kind>``) is what metrics and ``Routed.reason`` report. The authorised tier hint is not a
-rule here: it needs the caller's identity, so the router's policy handles it.
+Each rule looks at the prompt text only and either sends it to the largest tier (code and
+requests to write code, maths, multi-step instructions, very long prompts) or to the cheapest
+(greetings, very short factual questions). The first rule that matches wins; rules that send
+to the largest tier are checked first, so a short question that contains code still goes to the
+largest tier. The rule's name (``rule:<kind>``) is what metrics and ``Routed.reason`` report.
+The authorised tier hint is not a rule here: it needs the caller's identity, so the router's
+policy handles it.
 
 Every pattern is compiled once per :class:`RuleSet` and is linear in the text length; the whole
 evaluation takes microseconds for ordinary prompts.
@@ -55,7 +56,8 @@ class RulesSettings(Section):
     long_prompt_chars: int = Field(default=6000, gt=0)
     """Prompts at least this long (characters) go to the largest tier."""
     code_like_min_lines: int = Field(default=2, ge=1)
-    """Lines that must look like code (keywords, braces, semicolons) for ``rule:code_like``."""
+    """Lines that must look like code (keywords, braces, semicolons) for ``rule:code_like``
+    (a request to write or fix code matches on its own)."""
     greeting_max_words: int = Field(default=6, ge=1)
     """Longest message (words) that ``rule:greeting`` may treat as a bare greeting."""
     short_question_max_words: int = Field(default=8, ge=1)
@@ -99,6 +101,13 @@ _CODE_LINE = re.compile(
     r"|[{};]\s*$"
     r"|^\s*[A-Za-z_][\w.]*\s*(?:=|\+=|-=|==|=>|->)\s*\S.*[()\[\]]",
     re.MULTILINE,
+)
+# A request to write or fix code is as hard for a small model as code itself.
+_CODE_REQUEST = re.compile(
+    r"\b(?:write|implement|develop|code|debug|refactor|fix)\b[^.?!\n]{0,60}?"
+    r"(?:\b(?:python|javascript|typescript|java|rust|golang|sql|bash|shell script|"
+    r"function|program|script|algorithm|regex|unit tests?)\b|\bc\+\+|\bc#)",
+    re.IGNORECASE,
 )
 _MATH = re.compile(
     r"\b(?:prove|proof|theorem|lemma|corollary|derive|derivative|integral|integrate|"
@@ -181,6 +190,8 @@ class RuleSet:
         return _CODE_FENCE.search(text) is not None
 
     def _code_like(self, text: str) -> bool:
+        if _CODE_REQUEST.search(text) is not None:
+            return True
         return _at_least(_CODE_LINE.finditer(text), self._settings.code_like_min_lines)
 
     @staticmethod
