@@ -584,3 +584,36 @@ def test_invalid_values_are_refused(
     tools: DeployTools, overrides: dict[str, Any], message: str
 ) -> None:
     assert message in render_error(tools, overrides)
+
+
+def test_openai_endpoint_sidecar(tools: DeployTools, tmp_path: Path) -> None:
+    result = render(tools, "prod", overrides={"router": {"openai": {"enabled": True}}})
+    deployment = result.one("Deployment", f"{RELEASE}-tierroute-router")
+    spec = pod_spec(deployment)
+    router, openai = spec["containers"]
+    assert (router["name"], openai["name"]) == ("router", "openai")
+    assert openai["command"] == ["python", "-m", "router_svc.openai"]
+    # It calls its own router over loopback; the argument list is one the endpoint accepts.
+    from router_svc.openai.__main__ import parse_args
+
+    args = parse_args(openai["args"])
+    assert (args.router, args.host, args.port) == ("127.0.0.1:50051", "0.0.0.0", 8080)
+    assert openai["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert openai["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert openai["securityContext"]["readOnlyRootFilesystem"] is True
+    service = result.one("Service", f"{RELEASE}-tierroute-router")
+    assert {"name": "http", "port": 8080} in [
+        {"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]
+    ]
+    policy = result.one("NetworkPolicy", f"{RELEASE}-tierroute-router")
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [50051, 8080]
+    monitor = result.one("ServiceMonitor", f"{RELEASE}-tierroute-router")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics", "http"]
+    # Still valid and policy-clean with the extra container.
+    path = write_objects(core_objects(result), tmp_path / "openai.yaml")
+    validate = [tools.binary("kubernetes-validate"), "-k", KUBERNETES_VERSIONS[0], "--strict"]
+    assert tools.run([*validate, str(path)]).returncode == 0
+    checkov = [tools.binary("checkov"), "--framework", "kubernetes", "-f", str(path)]
+    checkov += ["--skip-download", "--skip-check", ",".join(sorted(CHECKOV_SKIPS)), "-o", "json"]
+    report = json.loads(tools.run(checkov).stdout)
+    assert report["results"]["failed_checks"] == []
