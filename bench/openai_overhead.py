@@ -442,10 +442,10 @@ def main() -> int:
         _serve_backend(args)
         return 0
     results = asyncio.run(run(args))
-    print(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2, default=str))
     print(table(results, args.concurrency))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
 
 
