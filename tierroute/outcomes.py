@@ -136,20 +136,22 @@ def load_routellm(
 
 
 def deduplicate(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """One outcome per :func:`prompt_key`: the first row's text and source, mean scores.
+    """One outcome per :func:`prompt_key`, in order of first appearance, with mean scores.
 
     A question that appears under two MMLU subjects was answered twice by each model; the
-    mean keeps both observations (a disagreement becomes 0.5) instead of picking one.
+    mean keeps both observations (a disagreement becomes 0.5) instead of picking one. The
+    merged row takes the text and source of the duplicate with the smallest (source, prompt),
+    so the result does not depend on the order of the input.
     """
     groups: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         groups[prompt_key(outcome.prompt)].append(outcome)
     merged = []
     for group in groups.values():
-        first = group[0]
         if len(group) == 1:
-            merged.append(first)
+            merged.append(group[0])
             continue
+        first = min(group, key=lambda o: (o.source, o.prompt))
         models = sorted(set.intersection(*(set(o.scores) for o in group)))
         scores = {m: sum(o.scores[m] for o in group) / len(group) for m in models}
         merged.append(Outcome(first.prompt, scores, first.source, first.tokens))
