@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from router_svc.cascade import FallbackModeName
 from router_svc.classifier import ClassifierSettings
 from router_svc.rules import RulesSettings
+from router_svc.shadow import ShadowSettings
 from tierroute.config import LoggingSettings, Section, ServerSettings, Settings
 
 TIER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -42,14 +43,14 @@ def _default_tiers() -> list[TierSettings]:
         TierSettings(
             name="small",
             endpoints=["127.0.0.1:50061"],
-            input_usd_per_mtok=0.10,
-            output_usd_per_mtok=0.20,
+            input_usd_per_mtok=0.05,
+            output_usd_per_mtok=0.10,
         ),
         TierSettings(
             name="large",
             endpoints=["127.0.0.1:50062"],
-            input_usd_per_mtok=1.00,
-            output_usd_per_mtok=2.00,
+            input_usd_per_mtok=0.50,
+            output_usd_per_mtok=1.50,
         ),
     ]
 
@@ -123,6 +124,7 @@ class RouterSettings(Settings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     limits: LimitsSettings = LimitsSettings()
     resilience: ResilienceSettings = ResilienceSettings()
+    shadow: ShadowSettings = ShadowSettings()
 
     @model_validator(mode="after")
     def _check_tiers(self) -> Self:

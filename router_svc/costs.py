@@ -65,7 +65,7 @@ def request_costs(
     per_tier = tuple(
         token_cost(u.prompt_tokens, u.completion_tokens, prices[u.tier]) for u in usages
     )
-    cost = sum(per_tier)
+    cost = sum(per_tier, 0.0)
     baseline = (
         0.0
         if served is None

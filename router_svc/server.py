@@ -20,6 +20,7 @@ from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingPolicy
 from router_svc.rules import RuleSet
 from router_svc.servicer import RouterServicer
+from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierPool
 from tierroute.server import ServerBootstrap, ServiceBinding
 from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
@@ -39,6 +40,7 @@ class RouterApp:
     classifier: OnnxClassifier | None
     metrics: RouterMetrics
     registry: CollectorRegistry
+    shadow: ShadowSampler
 
     @property
     def port(self) -> int:
@@ -59,7 +61,8 @@ class RouterApp:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Release the tier channels and the classifier (after the server stopped)."""
+        """Release the shadows, tier channels and the classifier (after the server stopped)."""
+        await self.shadow.close()
         await self.tiers.close()
         if self.classifier is not None:
             self.classifier.close()
@@ -97,7 +100,8 @@ def build_router(
     tiers = TierPool(settings.tiers, settings.resilience, metrics)
     prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
     ledger = CostLedger(metrics, prices, names[-1], settings.logging.log_prompts)
-    servicer = RouterServicer(settings, policy, tiers, ledger, metrics)
+    shadow = ShadowSampler(settings.shadow, metrics, names[-1], prices[names[-1]])
+    servicer = RouterServicer(settings, policy, tiers, ledger, metrics, shadow)
     binding = ServiceBinding(
         SERVICE_NAME,
         lambda server: router_service_pb2_grpc.add_RouterServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -113,4 +117,4 @@ def build_router(
         fallback_mode=settings.policy.fallback_mode.value,
         fallback_threshold=settings.policy.fallback_threshold,
     )
-    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry)
+    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry, shadow)

@@ -23,6 +23,7 @@ from router_svc.costs import token_cost
 from router_svc.ledger import CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
+from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierPool
 from tierroute.errors import FailedPreconditionError, OverloadedError, TierrouteError
 from tierroute.status import REQUEST_ID_KEY
@@ -67,8 +68,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         tiers: TierPool,
         ledger: CostLedger,
         metrics: RouterMetrics,
+        shadow: ShadowSampler | None = None,
     ) -> None:
         self._settings = settings
+        self._shadow = shadow
         self._names = settings.tier_names
         self._policy = policy
         self._tiers = tiers
@@ -145,11 +148,16 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 )
             )
             run.cascade = self._cascade(request, run.decision, request_id, deadline)
+            shadow_text: list[str] | None = (
+                [] if self._shadow is not None and self._shadow.wants() else None
+            )
             async for event in run.cascade.run():
                 if isinstance(event, Forward):
                     if run.ttft is None:
                         run.ttft = time.monotonic() - started
                         self._metrics.ttft.labels(self._metrics.tier(event.tier)).observe(run.ttft)
+                    if shadow_text is not None:
+                        shadow_text.append(event.chunk.payload.text)  # type: ignore[attr-defined]
                     yield Response(delta=event.chunk.payload)  # type: ignore[arg-type]
                 elif isinstance(event, Escalation):
                     run.escalations.append((event.from_tier, event.to_tier, event.cause.value))
@@ -157,6 +165,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     yield Response(escalated=self._escalated_pb(event))
                 else:
                     yield Response(finished=self._finish(run, event))
+                    if shadow_text is not None and not (event.escalated or event.degraded):
+                        self._submit_shadow(request, request_id, event.served_tier, shadow_text)
         except TierrouteError as exc:
             self._record_failure(run, exc.kind.value)
             raise
@@ -199,6 +209,24 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             return self._tiers[tier].generate(tier_request, request_id, deadline)
 
         return Cascade(plan, open_tier)
+
+    def _submit_shadow(
+        self,
+        request: router_service_pb2.RouterServiceGenerateRequest,
+        request_id: str,
+        served_tier: str,
+        text: list[str],
+    ) -> None:
+        assert self._shadow is not None
+        shadow_id = f"{request_id}:shadow"
+        shadow_request = requests.tier_request(request, shadow_id)
+        largest = self._tiers[self._names[-1]]
+        # No caller deadline: the caller is gone; the tier's own timeout bounds the shadow.
+        self._shadow.submit(
+            served_tier,
+            "".join(text),
+            lambda: largest.generate(shadow_request, shadow_id, None),
+        )
 
     def _check_budget(
         self,

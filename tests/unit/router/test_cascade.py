@@ -338,7 +338,7 @@ def scenarios(draw: st.DrawFn) -> tuple[CascadePlan, dict[str, TierScript]]:
     return p, scripts
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_the_caller_always_ends_up_with_exactly_the_served_answer(
     scenario: tuple[CascadePlan, dict[str, TierScript]],

@@ -486,3 +486,40 @@ async def _eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+async def test_shadow_sampling_replays_on_the_largest_tier(make_router: Callable[..., Any]) -> None:
+    small = await start_fake("small")
+    large = await start_fake("large")
+    try:
+        large.model.behaviour.words = ("Paris", " is", " the", " capital", "!")
+        settings = router_settings(
+            {"small": [small.target], "large": [large.target]}, shadow={"sample_rate": 1.0}
+        )
+        app, stub = await make_router(settings, FakeClassifier(0.9))
+        events = await collect(stub, request())
+        assert events[-1].finished.served_tier == "small"
+        assert [event for event in events if event.WhichOneof("event") == "escalated"] == []
+        registry = app.registry
+        await _eventually(
+            lambda: (
+                registry.get_sample_value(
+                    "tierroute_router_shadow_requests_total", {"tier": "small"}
+                )
+                == 1
+            )
+        )
+        (seen,) = large.model.calls
+        assert seen.request_id == events[0].routed.request_id + ":shadow"
+        agreement_sum = registry.get_sample_value("tierroute_router_shadow_agreement_sum")
+        assert agreement_sum == pytest.approx(20 / 21)  # "...capital." vs "...capital!"
+        assert registry.get_sample_value(
+            "tierroute_router_shadow_cost_usd_total", {"tier": "large"}
+        ) == pytest.approx(expected_cost("large", 12, 5))
+        # Served by the largest tier already: nothing to compare.
+        await collect(stub, request(tier_hint="large"))
+        await asyncio.sleep(0.1)
+        assert len(large.model.calls) == 2
+    finally:
+        await small.server.stop(None)
+        await large.server.stop(None)
