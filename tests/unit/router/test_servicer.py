@@ -11,9 +11,10 @@ import pytest
 import structlog
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.unit.router.conftest import PRICES, Stack, router_settings
+from tests.unit.router.conftest import Stack
 from tests.unit.router.fake_model import start_fake
 from tests.unit.router.fakes import FakeClassifier
+from tests.unit.router.routers import PRICES, router_settings
 from tierroute.v1 import common_pb2
 from tierroute.v1 import router_service_pb2 as rpb
 
