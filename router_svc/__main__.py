@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from router_svc.config import RouterSettings
 from router_svc.server import build_router
 from tierroute.config import ServerSettings
@@ -56,11 +58,19 @@ async def serve(settings: RouterSettings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code (2 for configuration problems)."""
     args = parse_args(argv)
-    settings = load_settings(args)
+    try:
+        settings = load_settings(args)
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"router_svc: configuration error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.logging)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except FileNotFoundError as exc:  # the classifier artefact is missing
+        print(f"router_svc: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

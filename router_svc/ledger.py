@@ -68,16 +68,16 @@ class CostLedger:
         costs = self.price(record.usages, record.served)
         m = self._metrics
         served_tier = m.tier(record.served.tier) if record.served is not None else NONE_TIER
-        m.requests.labels(m.code(record.code), served_tier).inc()
+        m.child(m.requests, m.code(record.code), served_tier).inc()
         m.duration.observe(record.total_seconds)
         for usage, cost in zip(record.usages, costs.per_tier, strict=True):
             tier = m.tier(usage.tier)
-            m.cost.labels(tier).inc(cost)
-            m.tokens.labels(tier, "prompt").inc(usage.prompt_tokens)
-            m.tokens.labels(tier, "completion").inc(usage.completion_tokens)
+            m.child(m.cost, tier).inc(cost)
+            m.child(m.tokens, tier, "prompt").inc(usage.prompt_tokens)
+            m.child(m.tokens, tier, "completion").inc(usage.completion_tokens)
         m.baseline_cost.inc(costs.baseline_cost_usd)
         if record.degraded_reason and record.served is not None:
-            m.degraded.labels(served_tier).inc()
+            m.child(m.degraded, served_tier).inc()
         decision = record.decision
         fields: dict[str, object] = {
             "request_id": record.request_id,

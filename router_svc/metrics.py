@@ -7,8 +7,10 @@ their known sets are exported as ``"unknown"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 UNKNOWN = "unknown"
 NONE_TIER = "none"
@@ -48,6 +50,8 @@ class RouterMetrics:
     ) -> None:
         self._tiers = frozenset(tiers)
         self._reasons = frozenset(reasons)
+        # Bound children by label values; the label sets are bounded, so is this cache.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         p = "tierroute_router_"
         self.requests = Counter(
             p + "requests_total",
@@ -157,6 +161,14 @@ class RouterMetrics:
             self.cost.labels(tier)
             self.degraded.labels(tier)
 
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the lookup is on every request's path."""
+        key = (id(metric), labels)
+        bound = self._children.get(key)
+        if bound is None:
+            bound = self._children[key] = metric.labels(*labels)
+        return bound
+
     def tier(self, name: str) -> str:
         """``name`` if it is a configured tier, else ``"unknown"``."""
         return name if name in self._tiers else UNKNOWN
@@ -172,7 +184,7 @@ class RouterMetrics:
 
     def record_decision(self, tier: str, reason: str, latency: float, score: float | None) -> None:
         """Count a routing decision."""
-        self.decisions.labels(self.tier(tier), self.reason(reason)).inc()
+        self.child(self.decisions, self.tier(tier), self.reason(reason)).inc()
         self.decision_latency.observe(latency)
         if score is not None:
             self.classifier_score.observe(score)
@@ -180,11 +192,11 @@ class RouterMetrics:
     def record_escalation(self, from_tier: str, to_tier: str, cause: str) -> None:
         """Count an escalation the caller was told about."""
         label = cause if cause in ESCALATION_CAUSES else UNKNOWN
-        self.escalations.labels(self.tier(from_tier), self.tier(to_tier), label).inc()
+        self.child(self.escalations, self.tier(from_tier), self.tier(to_tier), label).inc()
 
     def record_tier_error(self, tier: str, code: str) -> None:
         """Count one failed call to a tier."""
-        self.tier_errors.labels(self.tier(tier), self.code(code)).inc()
+        self.child(self.tier_errors, self.tier(tier), self.code(code)).inc()
 
     def watch_endpoint(self, tier: str, endpoint: str, state: Callable[[], float]) -> None:
         """Export an endpoint's circuit state, read at scrape time."""

@@ -155,7 +155,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 if isinstance(event, Forward):
                     if run.ttft is None:
                         run.ttft = time.monotonic() - started
-                        self._metrics.ttft.labels(self._metrics.tier(event.tier)).observe(run.ttft)
+                        m = self._metrics
+                        m.child(m.ttft, m.tier(event.tier)).observe(run.ttft)
                     if shadow_text is not None:
                         shadow_text.append(event.chunk.payload.text)  # type: ignore[attr-defined]
                     yield Response(delta=event.chunk.payload)  # type: ignore[arg-type]
