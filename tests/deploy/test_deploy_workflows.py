@@ -96,3 +96,17 @@ def test_actions_are_pinned_to_a_major_version(name: str) -> None:
             if "uses" in step:
                 _action, _, version = step["uses"].partition("@")
                 assert version.startswith("v") and version[1:].split(".")[0].isdigit(), step["uses"]
+
+
+def test_release_stages_the_files_the_router_loads() -> None:
+    # The classifier job copies exactly the artefact files router_svc reads, and the chart
+    # points the router at them inside the image.
+    from router_svc.classifier import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
+
+    staged = run_text(load("release.yml")["jobs"]["classifier"])
+    for name in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE):
+        assert f".cache/release-classifier/{name}" in staged, name
+    values = yaml.safe_load((ROOT / "helm" / "tierroute" / "values.yaml").read_text())
+    classifier = values["router"]["config"]["classifier"]
+    assert Path(classifier["model_path"]).name == MODEL_FILE
+    assert Path(classifier["tokenizer_path"]).name == TOKENIZER_FILE
