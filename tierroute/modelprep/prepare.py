@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def prepare_model(
     progress: Progress,
     keep_downloads: bool = False,
     runner: Runner = run_command,
+    converter: Callable[[Path, Path], None] = convert_gguf,
 ) -> Prepared:
     """Make the Hugging Face folder of ``spec`` under ``cache_dir`` (no-op when complete)."""
     target = model_path(spec, cache_dir)
@@ -76,7 +78,7 @@ def prepare_model(
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        convert_gguf(gguf, staging)
+        converter(gguf, staging)
         marker = {
             "format": _FORMAT,
             "name": spec.name,
