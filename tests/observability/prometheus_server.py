@@ -114,12 +114,11 @@ class Prometheus:
         assert len(samples) == 1, (expr, samples)
         return samples[0][1]
 
-    async def latest(self, expr: str) -> tuple[float, float]:
-        """(Unix time, value) of the newest raw sample of a single series."""
-        reply = await self.get("/api/v1/query", {"query": f"timestamp({expr})"})
+    async def recent(self, expr: str, seconds: int) -> list[tuple[float, float]]:
+        """(Unix time, value) of the raw samples of a single series over the last seconds."""
+        reply = await self.get("/api/v1/query", {"query": f"{expr}[{seconds}s]"})
         assert reply["status"] == "success" and len(reply["data"]["result"]) == 1, reply
-        at = float(reply["data"]["result"][0]["value"][1])
-        return at, await self.value(expr, at)
+        return [(float(at), float(value)) for at, value in reply["data"]["result"][0]["values"]]
 
     async def wait_for(
         self, expr: str, check: Callable[[list[Sample]], bool], timeout: float = 30.0
