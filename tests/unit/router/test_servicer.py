@@ -524,3 +524,18 @@ async def test_shadow_sampling_replays_on_the_largest_tier(make_router: Callable
     finally:
         await small.server.stop(None)
         await large.server.stop(None)
+
+
+async def test_dns_targets_resolve_like_a_headless_service(make_router: Callable[..., Any]) -> None:
+    small = await start_fake("small")
+    try:
+        # dns:/// resolves every address of the name and balances them round-robin; localhost's
+        # addresses that nothing listens on (::1 here) are skipped as not ready.
+        target = f"dns:///localhost:{small.port}"
+        settings = router_settings({"small": [target], "large": [FORBIDDEN]})
+        _, stub = await make_router(settings)
+        events = await collect(stub, request())
+        assert events[-1].finished.served_tier == "small"
+        assert len(small.model.calls) == 1
+    finally:
+        await small.server.stop(None)
