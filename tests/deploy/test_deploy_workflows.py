@@ -19,8 +19,9 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 def load(name: str) -> dict[str, Any]:
     """A workflow as data (YAML's `on` key parses as True)."""
-    workflow: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
-    workflow["on"] = workflow.pop(True)
+    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    raw["on"] = raw.pop(True)
+    workflow: dict[str, Any] = raw
     return workflow
 
 
