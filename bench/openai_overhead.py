@@ -196,25 +196,43 @@ def http_probe(
     return probe
 
 
-async def measure(probe: Probe, requests: int, concurrency: int) -> dict[str, float]:
-    """TTFT p50/p99 one at a time, then requests/s with ``concurrency`` in flight."""
-    for _ in range(max(requests // 10, 5)):  # warm-up: connections, caches
-        await probe()
-    ttfts = sorted([await probe() for _ in range(requests)])
-    queue = iter(range(requests * 2))
+async def measure(
+    probes: dict[str, Probe], requests: int, concurrency: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """TTFT p50/p99 one request at a time, and requests/s with ``concurrency`` in flight.
 
-    async def worker() -> None:
-        for _ in queue:
+    The paths take turns in ``rounds`` slices, so background load on a shared machine falls on
+    every path alike instead of on whichever ran last.
+    """
+    ttfts: dict[str, list[float]] = {name: [] for name in probes}
+    busy: dict[str, float] = dict.fromkeys(probes, 0.0)
+    per_round = max(requests // rounds, 1)
+    for probe in probes.values():  # warm-up: connections, caches, lazy imports
+        for _ in range(10):
             await probe()
+    for _ in range(rounds):
+        for name, probe in probes.items():
+            ttfts[name].extend([await probe() for _ in range(per_round)])
+        for name, probe in probes.items():
+            queue = iter(range(per_round * 2))
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {
-        "ttft_p50_ms": statistics.median(ttfts) * 1000,
-        "ttft_p99_ms": ttfts[min(len(ttfts) - 1, int(len(ttfts) * 0.99))] * 1000,
-        "requests_per_s": requests * 2 / elapsed,
-    }
+            async def worker(probe: Probe = probe, queue: Any = queue) -> None:
+                for _ in queue:
+                    await probe()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            busy[name] += time.perf_counter() - started
+    out = {}
+    for name, values in ttfts.items():
+        values.sort()
+        out[name] = {
+            "ttft_p50_ms": statistics.median(values) * 1000,
+            "ttft_p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))] * 1000,
+            "requests_per_s": per_round * 2 * rounds / busy[name],
+            "samples": len(values),
+        }
+    return out
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -328,16 +346,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             quiet,
         )  # fmt: skip
         await wait_http(f"http://127.0.0.1:{http_port}/readyz", endpoint, 60)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{router_port}") as channel:
-            probe = grpc_probe(channel, args.tokens)
-            results["grpc"] = await measure(probe, args.requests, args.concurrency)
-        async with httpx.AsyncClient(timeout=30, limits=_limits(args)) as client:
+        litellm = None if args.skip_litellm else await _start_litellm(procs, cache, me, schedule)
+        results["loadavg_before"] = os.getloadavg()
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{router_port}") as channel,
+            httpx.AsyncClient(timeout=30, limits=_limits(args)) as client,
+        ):
             url = f"http://127.0.0.1:{http_port}/v1/chat/completions"
             extra = {"max_tokens": args.tokens, "tierroute": {"fallback_mode": "streaming"}}
-            probe = http_probe(client, url, "tierroute-auto", extra)
-            results["openai_endpoint"] = await measure(probe, args.requests, args.concurrency)
-        if not args.skip_litellm:
-            results.update(await _litellm(args, procs, cache, me, schedule))
+            probes = {
+                "grpc": grpc_probe(channel, args.tokens),
+                "openai_endpoint": http_probe(client, url, "tierroute-auto", extra),
+            }
+            if litellm is not None:
+                (backend_port, proxy_port), auth = litellm
+                for name, port in (("backend_direct", backend_port), ("litellm_proxy", proxy_port)):
+                    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                    extra = {"max_tokens": args.tokens}
+                    probes[name] = http_probe(client, url, "scripted", extra, auth)
+            results.update(await measure(probes, args.requests, args.concurrency, args.rounds))
+        results["loadavg_after"] = os.getloadavg()
     finally:
         procs.stop()
     return results
@@ -347,9 +375,10 @@ def _limits(args: argparse.Namespace) -> httpx.Limits:
     return httpx.Limits(max_connections=args.concurrency * 2, max_keepalive_connections=64)
 
 
-async def _litellm(
-    args: argparse.Namespace, procs: Processes, cache: Path, me: list[str], schedule: list[str]
-) -> dict[str, Any]:
+async def _start_litellm(
+    procs: Processes, cache: Path, me: list[str], schedule: list[str]
+) -> tuple[tuple[int, int], dict[str, str]]:
+    """The scripted OpenAI backend and LiteLLM's proxy in front of it: ports and auth header."""
     backend_port, proxy_port = free_port(), free_port()
     config = {
         "model_list": [
@@ -380,13 +409,7 @@ async def _litellm(
     )  # fmt: skip
     auth = {"authorization": f"Bearer {key}"}
     await wait_http(f"http://127.0.0.1:{proxy_port}/health/liveliness", proxy, 180, **auth)
-    out: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=30, limits=_limits(args)) as client:
-        for name, port in (("backend_direct", backend_port), ("litellm_proxy", proxy_port)):
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
-            probe = http_probe(client, url, "scripted", {"max_tokens": args.tokens}, auth)
-            out[name] = await measure(probe, args.requests, args.concurrency)
-    return out
+    return (backend_port, proxy_port), auth
 
 
 def table(results: dict[str, Any], concurrency: int) -> str:
@@ -425,6 +448,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=16, help="tokens per answer")
     parser.add_argument("--first-token-ms", type=float, default=10.0)
     parser.add_argument("--token-ms", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5, help="turns the paths take")
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--role", choices=["tiers", "backend"], help=argparse.SUPPRESS)
