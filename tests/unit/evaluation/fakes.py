@@ -1,0 +1,118 @@
+"""A scripted stand-in for the router client (unit tests only): tiers answer from a table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from model_svc.confidence import ConfidenceParams, confidence_of
+from tierroute.client import Completion, Escalation, FinishedEvent, RoutedEvent, RouterError
+from tierroute.v1 import common_pb2, router_service_pb2
+
+PRICES = {"small": (0.05, 0.10), "large": (0.50, 1.50)}
+DEFAULT_PARAMS = ConfidenceParams()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one tier says to one prompt, and the log-probabilities of its tokens."""
+
+    text: str
+    logprobs: Sequence[float]
+
+
+def _cost(tier: str, prompt_tokens: int, completion_tokens: int) -> float:
+    price_in, price_out = PRICES[tier]
+    return (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+
+
+class ScriptedRouter:
+    """``complete`` as the router would answer, from ``answers[tier][prompt]``.
+
+    No pin routes to ``routed`` (default small); buffered cascades escalate when the small
+    tier's confidence is below the threshold. A prompt in ``failing`` raises UNAVAILABLE.
+    """
+
+    def __init__(
+        self,
+        answers: Mapping[str, Mapping[str, Answer]],
+        *,
+        threshold: float = 0.65,
+        routed: Mapping[str, str] | None = None,
+        failing: frozenset[str] = frozenset(),
+        params: ConfidenceParams = DEFAULT_PARAMS,
+    ) -> None:
+        self.answers = answers
+        self.threshold = threshold
+        self.routed = routed or {}
+        self.failing = failing
+        self.params = params
+        self.calls: list[dict[str, Any]] = []
+
+    async def complete(self, prompt: str, **kwargs: Any) -> Completion:
+        import grpc
+
+        self.calls.append({"prompt": prompt, **kwargs})
+        if prompt in self.failing:
+            raise RouterError(grpc.StatusCode.UNAVAILABLE, "tier down")
+        tier = kwargs.get("tier") or self.routed.get(prompt, "small")
+        mode = kwargs.get("fallback_mode")
+        threshold = kwargs.get("fallback_threshold") or self.threshold
+        prompt_tokens = len(prompt.split())
+        usages = []
+        escalations: tuple[Escalation, ...] = ()
+        answer = self.answers[tier][prompt]
+        stats = confidence_of(answer.logprobs, self.params)
+        reason = "tier_hint" if kwargs.get("tier") else "classifier"
+        routed = RoutedEvent(tier, reason, 0.5, "id")
+        if tier == "small" and mode != "disabled" and stats.score < threshold:
+            usages.append(self._usage("small", prompt_tokens, len(answer.logprobs), True))
+            escalations = (Escalation("small", "large", "low_confidence", stats.score, ""),)
+            tier = "large"
+            answer = self.answers["large"][prompt]
+            stats = confidence_of(answer.logprobs, self.params)
+        usages.append(self._usage(tier, prompt_tokens, len(answer.logprobs), False))
+        cost = sum(u.cost_usd for u in usages)
+        raw = router_service_pb2.RouterFinished(
+            served_tier=tier,
+            tier_usage=usages,
+            cost_usd=cost,
+            baseline_cost_usd=_cost("large", prompt_tokens, len(answer.logprobs)),
+            escalated=bool(escalations),
+            confidence=common_pb2.Confidence(
+                score=stats.score,
+                mean_logprob=stats.mean_logprob,
+                min_logprob=stats.min_logprob,
+                min_window_logprob=stats.min_window_logprob,
+                low_prob_fraction=stats.low_prob_fraction,
+                token_count=stats.token_count,
+            ),
+        )
+        finished = FinishedEvent(
+            tier=tier,
+            escalated=bool(escalations),
+            degraded=False,
+            degraded_reason="",
+            cost_usd=cost,
+            baseline_cost_usd=raw.baseline_cost_usd,
+            savings_usd=raw.baseline_cost_usd - cost,
+            confidence=stats.score,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(answer.logprobs),
+            raw=raw,
+        )
+        return Completion(answer.text, routed, finished, escalations)
+
+    @staticmethod
+    def _usage(
+        tier: str, prompt_tokens: int, completion_tokens: int, discarded: bool
+    ) -> router_service_pb2.TierUsage:
+        return router_service_pb2.TierUsage(
+            tier=tier,
+            usage=common_pb2.Usage(
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            ),
+            cost_usd=_cost(tier, prompt_tokens, completion_tokens),
+            discarded=discarded,
+        )

@@ -1,0 +1,124 @@
+"""Arms through a scripted router: records, scoring, errors, and the live summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.unit.evaluation.fakes import Answer, ScriptedRouter
+from tierroute.evaluation.live import (
+    LiveItem,
+    Sampling,
+    default_arms,
+    read_records,
+    run_arm,
+    write_records,
+)
+from tierroute.evaluation.live_report import Paired, cascade_point, summarise
+from tierroute.evaluation.live_run import live_markdown, write_live_outputs
+
+SURE = [-0.01, -0.02]  # confident tokens
+UNSURE = [-2.5, -3.0]  # confidence ~0.0: escalates at any sensible threshold
+
+# Four items: the small tier is right and sure (0), wrong and unsure (1), wrong but sure (2),
+# right but unsure (3). The large tier is right on all but item 2.
+ITEMS = [LiveItem(str(i), f"q{i}", str(10 + i), "number", "t") for i in range(4)]
+SMALL = {
+    "q0": Answer("10", SURE),
+    "q1": Answer("99", UNSURE),
+    "q2": Answer("98", SURE),
+    "q3": Answer("13", UNSURE),
+}
+LARGE = {
+    "q0": Answer("10", SURE),
+    "q1": Answer("11", SURE),
+    "q2": Answer("97", SURE),
+    "q3": Answer("13", SURE),
+}
+
+
+def _router(**kwargs: object) -> ScriptedRouter:
+    return ScriptedRouter({"small": SMALL, "large": LARGE}, **kwargs)  # type: ignore[arg-type]
+
+
+async def _run_all(router: ScriptedRouter, arms: tuple[str, ...]) -> list:  # type: ignore[type-arg]
+    records = []
+    for name in arms:
+        records += await run_arm(router, ITEMS, default_arms()[name], concurrency=2)  # type: ignore[arg-type]
+    return records
+
+
+async def test_arms_send_the_right_options_and_score() -> None:
+    router = _router()
+    records = await _run_all(router, ("small", "large", "tierroute", "cascade"))
+    assert [c["tier"] for c in router.calls[:4]] == ["small"] * 4
+    assert all(c["fallback_mode"] == "disabled" for c in router.calls[:8])
+    assert all(c["tier"] is None for c in router.calls[8:12])
+    assert all(c["stop"] == ("\n",) and c["max_tokens"] == 16 for c in router.calls)
+    small = [r for r in records if r.arm == "small"]
+    assert [r.correct for r in small] == [True, False, False, True]
+    assert [r.answer for r in small] == ["10", "99", "98", "13"]
+    cascade = [r for r in records if r.arm == "cascade"]
+    assert [r.escalated for r in cascade] == [False, True, False, True]
+    assert [r.served_tier for r in cascade] == ["small", "large", "small", "large"]
+    escalated = cascade[1]
+    assert escalated.escalation_confidence is not None and escalated.escalation_confidence < 0.1
+    assert [u["discarded"] for u in escalated.tier_usage] == [True, False]
+    assert escalated.cost_usd == pytest.approx(sum(u["cost_usd"] for u in escalated.tier_usage))
+    assert escalated.stats["token_count"] == 2.0
+
+
+async def test_failures_are_recorded_as_wrong() -> None:
+    records = await run_arm(
+        _router(failing=frozenset({"q1"})),  # type: ignore[arg-type]
+        ITEMS,
+        default_arms()["small"],
+        sampling=Sampling(max_tokens=4, stop=()),
+    )
+    failed = records[1]
+    assert failed.error is not None and "UNAVAILABLE" in failed.error and not failed.correct
+    assert [r.item_id for r in records] == ["0", "1", "2", "3"]
+    with pytest.raises(ValueError):
+        await run_arm(_router(), ITEMS, default_arms()["small"], concurrency=0)  # type: ignore[arg-type]
+
+
+async def test_summary_counts_caught_errors_and_auroc(tmp_path: Path) -> None:
+    records = await _run_all(_router(), ("small", "large", "cascade"))
+    report = summarise(records, fallback_threshold=0.65)
+    arms = report["arms"]
+    assert arms["small"]["accuracy"] == 0.5 and arms["large"]["accuracy"] == 0.75
+    # 0 kept and right, 1 escalated and fixed, 2 kept and wrong, 3 escalated (large right too)
+    assert arms["cascade"]["accuracy"] == 0.75
+    assert arms["cascade"]["escalation_rate"] == 0.5
+    caught = arms["cascade"]["cascade"]
+    # Small errors: items 1 and 2; only item 1 escalated. Right answers: 0 and 3; 3 escalated.
+    assert caught["small_errors"] == 2 and caught["small_errors_caught"] == 0.5
+    assert caught["needless_escalations"] == 0.5
+    assert 0 < arms["cascade"]["cost_vs_always_large"] < 1
+    # Confidence ranks: sure items {0 right, 2 wrong} above unsure {1 wrong, 3 right}: 0.5.
+    assert report["confidence_auroc"] == pytest.approx(0.5)
+    assert report["simulated_at_threshold"]["escalation_rate"] == 0.5
+    assert report["simulated_at_threshold"]["accuracy"] == arms["cascade"]["accuracy"]
+    assert report["oracle_cascade"]["accuracy"] == 0.75
+    sweep = report["simulated_sweep"]
+    assert sweep[0]["escalation_rate"] == 0.0 and sweep[-1]["escalation_rate"] == 1.0
+    assert sweep[-1]["accuracy"] == 0.75 and sweep[-1]["relative_cost"] > 1.0
+    assert "| cascade |" in live_markdown(report)
+    out = write_live_outputs(records, tmp_path, title="T", fallback_threshold=0.65, meta={})
+    assert out["arms"] == report["arms"]
+    assert read_records(tmp_path / "records.jsonl") == records
+    assert (tmp_path / "cascade.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "confidence_roc.png").read_bytes().startswith(b"\x89PNG")
+
+
+async def test_records_round_trip(tmp_path: Path) -> None:
+    records = await _run_all(_router(), ("small", "large"))
+    write_records(tmp_path / "r.jsonl", records)
+    assert read_records(tmp_path / "r.jsonl") == records
+    paired = Paired.from_records(records)
+    point = cascade_point(paired, paired.confidence, 0.0)
+    assert point["escalation_rate"] == 0.0 and math.isclose(point["accuracy"], 0.5)
+    with pytest.raises(ValueError, match="both"):
+        Paired.from_records([r for r in records if r.arm == "small"])

@@ -1,0 +1,231 @@
+"""The live workflow behind ``tierroute eval live``: run the arms, write records and the report.
+
+It talks to a running router (``--router ADDR``), or starts the embedded platform itself
+(:class:`tierroute.platform.LocalPlatform`) and stops it afterwards. Outputs in the output
+directory: ``records.jsonl`` (one row per item and arm), ``live.json`` (the summary of
+:mod:`tierroute.evaluation.live_report`), ``live.md`` and two PNGs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tierroute.client import Router
+from tierroute.evaluation import plots, tables
+from tierroute.evaluation.live import (
+    LARGE,
+    SMALL,
+    Arm,
+    LiveItem,
+    LiveRecord,
+    Sampling,
+    run_arm,
+    write_records,
+)
+from tierroute.evaluation.live_report import summarise
+
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+async def run_arms(
+    address: str,
+    items: Sequence[LiveItem],
+    arms: Sequence[Arm],
+    *,
+    sampling: Sampling,
+    concurrency: int,
+    progress: bool = True,
+    log: Log = _quiet,
+) -> list[LiveRecord]:
+    """Every arm over every item, one arm after the other (so arms do not compete)."""
+    records: list[LiveRecord] = []
+    async with Router(address, timeout=sampling.timeout_seconds) as router:
+        for arm in arms:
+            bar = _bar(len(items), arm.name, enabled=progress)
+            started = time.monotonic()
+            try:
+                done = await run_arm(
+                    router,
+                    items,
+                    arm,
+                    sampling=sampling,
+                    concurrency=concurrency,
+                    on_done=functools.partial(_tick, bar),
+                )
+            finally:
+                bar.close()
+            right = sum(r.correct for r in done)
+            log(
+                f"arm {arm.name}: {right}/{len(done)} right, "
+                f"{sum(r.error is not None for r in done)} errors, "
+                f"{time.monotonic() - started:.0f} s"
+            )
+            records.extend(done)
+    return records
+
+
+def _bar(total: int, name: str, *, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"arm {name}", unit="item", leave=False, disable=not enabled)
+
+
+def _tick(bar: Any, record: LiveRecord) -> None:
+    del record
+    bar.update(1)
+
+
+@contextlib.contextmanager
+def platform_address(
+    run_dir: Path,
+    router_overrides: Mapping[str, object],
+    log: Log = _quiet,
+) -> Iterator[str]:
+    """Start the embedded platform (tiers + router) and yield the router's address."""
+    from tierroute.platform import LocalPlatform, PlatformOptions
+
+    options = PlatformOptions(
+        run_dir=run_dir, router_overrides=dict(router_overrides), http_port=None
+    )
+    with LocalPlatform(options) as platform:
+        platform.start(log)
+        yield platform.router_address
+
+
+def live_markdown(report: Mapping[str, Any]) -> str:
+    """Tables of the live summary."""
+    header = (
+        "arm",
+        "items",
+        "accuracy",
+        "cost vs always-large",
+        "escalation rate",
+        "served by",
+        "small errors caught",
+        "needless escalations",
+    )
+    rows = []
+    for name, arm in report["arms"].items():
+        cascade = arm.get("cascade", {})
+        served = ", ".join(f"{tier} {count}" for tier, count in arm["served"].items())
+        rows.append(
+            [
+                name,
+                str(arm["n"]),
+                tables.pct(arm["accuracy"]),
+                tables.pct(arm["cost_vs_always_large"]),
+                tables.pct(arm["escalation_rate"]),
+                served,
+                tables.pct(cascade.get("small_errors_caught")),
+                tables.pct(cascade.get("needless_escalations")),
+            ]
+        )
+    lines = [tables.table(header, rows), ""]
+    if "confidence_auroc" in report:
+        signals = ", ".join(
+            f"{name} {tables.num(value)}" for name, value in report["signal_auroc"].items()
+        )
+        oracle = report["oracle_cascade"]
+        lines += [
+            f"Small-tier confidence AUROC (predicting its own correctness): "
+            f"{tables.num(report['confidence_auroc'])}; raw statistics: {signals}.",
+            "",
+            f"Oracle cascade (escalating exactly the small tier's errors): accuracy "
+            f"{tables.pct(oracle['accuracy'])} at {tables.pct(oracle['relative_cost'])} of the "
+            f"always-large cost.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_live_outputs(
+    records: Sequence[LiveRecord],
+    out_dir: Path,
+    *,
+    title: str,
+    fallback_threshold: float | None,
+    meta: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Records, summary JSON, Markdown and plots; returns the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_records(out_dir / "records.jsonl", records)
+    report = summarise(records, fallback_threshold=fallback_threshold)
+    report["meta"] = dict(meta)
+    (out_dir / "live.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "live.md").write_text(live_markdown(report), encoding="utf-8")
+    if "simulated_sweep" in report:
+        large_cost = report["arms"][LARGE]["cost_usd"] or 1.0
+        points = {
+            name: (arm["cost_usd"] / large_cost, arm["accuracy"])
+            for name, arm in report["arms"].items()
+        }
+        plots.cascade_curve(
+            report["simulated_sweep"], points, out_dir / "cascade.png", f"{title}: cascade"
+        )
+        small = {r.item_id: r for r in records if r.arm == SMALL and r.error is None}
+        large_ids = {r.item_id for r in records if r.arm == LARGE and r.error is None}
+        paired = [small[i] for i in small if i in large_ids]
+        curves = {
+            f"confidence (AUROC {tables.num(report['confidence_auroc'])})": (
+                [r.confidence or 0.0 for r in paired],
+                [r.correct for r in paired],
+            ),
+            "mean log-prob": (
+                [r.stats.get("mean_logprob", 0.0) for r in paired],
+                [r.correct for r in paired],
+            ),
+        }
+        if report["confidence_auroc"] is not None:
+            plots.roc_curve(curves, out_dir / "confidence_roc.png", f"{title}: small-tier ROC")
+    return report
+
+
+def run_live(
+    items: Sequence[LiveItem],
+    arms: Sequence[Arm],
+    out_dir: Path,
+    *,
+    address: str | None,
+    sampling: Sampling,
+    concurrency: int,
+    router_overrides: Mapping[str, object] | None = None,
+    fallback_threshold: float | None = None,
+    title: str = "Live",
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Run against ``address``, or start the embedded platform when it is ``None``."""
+    started = time.monotonic()
+    meta: dict[str, Any] = {
+        "items": len(items),
+        "arms": [arm.name for arm in arms],
+        "max_tokens": sampling.max_tokens,
+        "stop": list(sampling.stop),
+        "concurrency": concurrency,
+        "router_overrides": dict(router_overrides or {}),
+    }
+    if address is not None:
+        records = asyncio.run(
+            run_arms(address, items, arms, sampling=sampling, concurrency=concurrency, log=log)
+        )
+    else:
+        with platform_address(out_dir / "platform", router_overrides or {}, log) as started_at:
+            records = asyncio.run(
+                run_arms(
+                    started_at, items, arms, sampling=sampling, concurrency=concurrency, log=log
+                )
+            )
+    meta["seconds"] = time.monotonic() - started
+    return write_live_outputs(
+        records, out_dir, title=title, fallback_threshold=fallback_threshold, meta=meta
+    )
