@@ -1,153 +1,122 @@
-"""A scripted ``ModelService`` for the end-to-end metrics test: fake model, real metrics.
+"""The real model service over a scripted engine, as its own process, for the end-to-end test.
 
-It streams a few fixed tokens with a scripted confidence (low on the small tier for prompts
-containing "hard", so the router escalates them) and records the model service's real metrics
-(``model_svc.metrics.ModelMetrics``) on its own registry, served by the shared
-``ServerBootstrap`` with health and ``/metrics`` like a real model service. The vLLM engine is
-left out on purpose: starting two engines would add about a minute to the test and nothing to
-what it checks (that every number Prometheus records agrees with what callers were told).
+``python -m tests.observability.scripted_model --tier small --port P --metrics-port M`` runs
+``model_svc``'s own ``ModelServer`` (servicer, validation, confidence, metrics, JSON logs,
+health, ``/metrics``) with :class:`ScriptedEngine` in place of vLLM. Starting two vLLM engines
+would add about a minute and nothing to what the test checks: that what Prometheus and the logs
+record agrees with what callers were told.
+
+The engine answers every prompt with :data:`WORDS`. On the tier started with ``--unsure``,
+prompts containing "hard" get improbable tokens, so the real confidence computation scores them
+low and the router escalates them.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import time
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+import sys
+from collections.abc import AsyncGenerator, Sequence
 
-import grpc
-from prometheus_client import CollectorRegistry
+from model_svc.config import ModelServiceSettings
+from model_svc.engines.base import Delta, EngineInfo, FinishReason, GenerationRequest, PromptInput
+from model_svc.server import ModelServer
+from tierroute.logging import configure_logging
 
-from model_svc.metrics import ModelMetrics
-from tierroute.config import ServerSettings
-from tierroute.server import ServerBootstrap, ServiceBinding
-from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
-
-SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
 WORDS = ("The", " answer", " is", " forty", "-two", ".")
-MAX_STREAMS = 8
+HARD_MARK = 7
+"""First token id of a prompt that contains "hard"."""
+SURE_LOGPROB = -0.02
+UNSURE_LOGPROB = -2.5
 
 
-def prompt_text(prompt: common_pb2.Prompt) -> str:
-    """The text of a prompt (the last message of a chat)."""
-    if prompt.HasField("chat"):
-        return prompt.chat.messages[-1].content
-    return prompt.text
+class ScriptedEngine:
+    """An ``Engine`` that tokenizes by words and replays :data:`WORDS`."""
 
+    def __init__(self, unsure_on_hard: bool) -> None:
+        self._unsure_on_hard = unsure_on_hard
+        self._alive = False
+        self._running: set[str] = set()
 
-@dataclass
-class ScriptedModel(model_service_pb2_grpc.ModelServiceServicer):
-    """Streams :data:`WORDS`; confidence 0.3 on the small tier for "hard" prompts, else 0.9."""
+    @property
+    def info(self) -> EngineInfo:
+        """A scripted model with a small context."""
+        return EngineInfo("scripted 1.0", "scripted-model", 2048)
 
-    tier: str
-    metrics: ModelMetrics
-    completed: Counter[str] = field(default_factory=Counter)
+    async def start(self) -> None:
+        """Nothing to load."""
+        self._alive = True
 
-    async def Generate(
-        self,
-        request: model_service_pb2.GenerateRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[model_service_pb2.GenerateResponse]:
-        """Stream the scripted answer, recording the model service's metrics as it goes."""
-        started = time.perf_counter()
-        text = prompt_text(request.prompt)
-        confidence = 0.3 if self.tier == "small" and "hard" in text else 0.9
-        prompt_tokens = len(text.split()) + 3
-        self.metrics.active_streams.inc()
+    async def render_prompt(self, prompt: PromptInput) -> list[int]:
+        """One token per word, behind a first token that marks "hard" prompts."""
+        text = prompt.text if prompt.text is not None else " ".join(t.content for t in prompt.chat)
+        first = HARD_MARK if "hard" in text else 1
+        return [first] + [2] * len(text.split())
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
+        """Stream the scripted words, a little apart, as a real engine would."""
+        unsure = self._unsure_on_hard and request.prompt_token_ids[0] == HARD_MARK
+        logprob = UNSURE_LOGPROB if unsure else SURE_LOGPROB
+        count = min(len(WORDS), request.max_tokens)
+        self._running.add(request.request_id)
         try:
-            last = started
-            for index, word in enumerate(WORDS):
+            for index in range(count):
                 await asyncio.sleep(0.002)
-                now = time.perf_counter()
-                if index == 0:
-                    self.metrics.ttft_seconds.observe(now - started)
-                else:
-                    self.metrics.inter_token_latency_seconds.observe(now - last)
-                last = now
-                yield model_service_pb2.GenerateResponse(
-                    delta=common_pb2.TokenDelta(
-                        text=word,
-                        token_ids=[100 + index],
-                        logprobs=[-0.05],
-                        running_confidence=confidence,
-                    )
+                yield Delta(
+                    token_ids=(100 + index,),
+                    logprobs=(logprob,),
+                    text=WORDS[index],
+                    finish_reason=FinishReason.STOP if index == count - 1 else None,
                 )
-            self.metrics.prompt_tokens.inc(prompt_tokens)
-            self.metrics.completion_tokens.inc(len(WORDS))
-            self.metrics.confidence.observe(confidence)
-            self.metrics.count_request("OK")
-            self.completed[text] += 1
-            yield model_service_pb2.GenerateResponse(
-                finished=model_service_pb2.Finished(
-                    finish_reason=common_pb2.FINISH_REASON_STOP,
-                    usage=common_pb2.Usage(
-                        prompt_tokens=prompt_tokens, completion_tokens=len(WORDS)
-                    ),
-                    confidence=common_pb2.Confidence(
-                        score=confidence,
-                        mean_logprob=-0.05,
-                        token_count=len(WORDS),
-                        method=common_pb2.CONFIDENCE_METHOD_LOGPROB_LOGISTIC,
-                    ),
-                    ttft_seconds=0.002,
-                    total_seconds=time.perf_counter() - started,
-                )
-            )
-        except asyncio.CancelledError:
-            self.metrics.count_request("CANCELLED")
-            raise
         finally:
-            self.metrics.active_streams.dec()
+            self._running.discard(request.request_id)
 
-    async def GetModelInfo(
-        self,
-        request: model_service_pb2.GetModelInfoRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> model_service_pb2.GetModelInfoResponse:
-        """Describe the scripted model."""
-        return model_service_pb2.GetModelInfoResponse(
-            model_name=f"scripted-{self.tier}",
-            tier=self.tier,
-            context_length_tokens=2048,
-            max_output_tokens=256,
-            max_concurrent_streams=MAX_STREAMS,
-            engine="scripted",
-        )
+    async def abort(self, request_id: str) -> None:
+        """Forget a request (the generator's own cleanup does the rest)."""
+        self._running.discard(request_id)
 
+    def is_alive(self) -> bool:
+        """True once started."""
+        return self._alive
 
-@dataclass
-class ScriptedService:
-    """A running scripted model service."""
+    def num_unfinished_requests(self) -> int:
+        """Requests being generated."""
+        return len(self._running)
 
-    model: ScriptedModel
-    bootstrap: ServerBootstrap
-
-    @property
-    def target(self) -> str:
-        """gRPC target."""
-        return f"127.0.0.1:{self.bootstrap.port}"
-
-    @property
-    def metrics_target(self) -> str:
-        """``host:port`` of its ``/metrics``."""
-        return f"127.0.0.1:{self.bootstrap.metrics_port}"
+    async def shutdown(self) -> None:
+        """Stop."""
+        self._alive = False
 
 
-async def start_scripted(tier: str) -> ScriptedService:
-    """Serve a :class:`ScriptedModel` for ``tier`` on free loopback ports, reporting SERVING."""
-    registry = CollectorRegistry(auto_describe=True)
-    metrics = ModelMetrics(registry, tier)
-    metrics.max_concurrent_streams.set(MAX_STREAMS)
-    metrics.engine_up.set(1)
-    model = ScriptedModel(tier, metrics)
-    binding = ServiceBinding(
-        SERVICE,
-        lambda server: model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server),  # type: ignore[no-untyped-call]
+async def serve(settings: ModelServiceSettings, unsure_on_hard: bool) -> None:
+    """Build the server inside the running loop (grpc.aio binds to it) and serve."""
+    await ModelServer(settings, ScriptedEngine(unsure_on_hard)).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve one scripted tier until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tests.observability.scripted_model")
+    parser.add_argument("--tier", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--metrics-port", type=int, required=True)
+    parser.add_argument("--unsure", action="store_true", help='low confidence on "hard"')
+    args = parser.parse_args(argv)
+    settings = ModelServiceSettings.load(
+        None,
+        tier=args.tier,
+        server={
+            "host": "127.0.0.1",
+            "port": args.port,
+            "metrics_port": args.metrics_port,
+            "grace_seconds": 1,
+        },
+        limits={"max_concurrent_streams": 8},
+        prices={"input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0},
     )
-    settings = ServerSettings(host="127.0.0.1", port=0, metrics_port=0, grace_seconds=1)
-    bootstrap = ServerBootstrap(settings, [binding], registry)
-    await bootstrap.start()
-    await bootstrap.set_serving(True)
-    return ScriptedService(model, bootstrap)
+    configure_logging(settings.logging)
+    asyncio.run(serve(settings, args.unsure))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,13 @@
 """A real Prometheus scraping a real router and two model services, checked against callers.
 
-The router is the real ``router_svc`` (classifier off: rules, tier hints and the default tier
-decide) on loopback ports; the two tiers are scripted model services exporting the real
-model-service metrics (see ``scripted_model.py`` for why not vLLM). Prometheus scrapes all three
-every second with the shipped recording and alert rules loaded. The test sends two waves of
-requests and asserts that what Prometheus recorded equals what the callers were told (costs,
-baseline, tiers, decisions, escalations, tokens), that every recording and alert rule evaluates
-without error and has a value, and that every dashboard query runs.
+Three processes on loopback ports: the router (``python -m router_svc``, classifier off: rules,
+tier hints and the default tier decide) and, per tier, the real model service over a scripted
+engine (``scripted_model.py`` says why not vLLM). Prometheus scrapes all three every second with
+the shipped recording and alert rules loaded. The test sends two waves of requests and asserts
+that what Prometheus recorded equals what the callers were told (costs, baseline, tiers,
+decisions, escalations, tokens), that every recording and alert rule evaluates without error
+and has a value, that every dashboard query runs, and that one request id can be followed
+through the router's and both model services' JSON logs.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 
-from router_svc.config import RouterSettings
-from router_svc.server import RouterApp, build_router
+from tierroute.status import REQUEST_ID_KEY
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
-from .conftest import DOC, RULES_DIR, require_tool
-from .prometheus_server import Prometheus
+from .conftest import DOC, ROOT, RULES_DIR, require_tool
+from .processes import ServiceProcess
+from .prometheus_server import Prometheus, free_port
 from .promql import dashboard_queries, metric_names, rules, substitute
-from .scripted_model import ScriptedService, start_scripted
 
 PRICES = {"small": (0.15, 0.60), "large": (2.50, 10.00)}
 EASY = "What is the capital of France?"
@@ -62,6 +64,10 @@ class Told:
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
     escalations: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    escalated_ids: list[str] = field(default_factory=list)
+    """Request ids (from ``Routed``) of the requests that escalated."""
+    metadata_ids: dict[str, str] = field(default_factory=dict)
+    """Routed.request_id -> the ``x-request-id`` response metadata of the same call."""
 
     @property
     def requests(self) -> int:
@@ -74,47 +80,58 @@ class Stack:
     """Everything running, and what the callers were told."""
 
     prometheus: Prometheus
-    router: RouterApp
-    models: dict[str, ScriptedService]
+    router: ServiceProcess
+    models: dict[str, ServiceProcess]
     told: Told
 
 
-def _settings(models: dict[str, ScriptedService]) -> RouterSettings:
-    tiers = [
-        {
-            "name": name,
-            "endpoints": [service.target],
-            "input_usd_per_mtok": PRICES[name][0],
-            "output_usd_per_mtok": PRICES[name][1],
-            "timeout_seconds": 10,
-        }
-        for name, service in models.items()
-    ]
-    return RouterSettings.load(
-        None,
-        server={"host": "127.0.0.1", "port": 0, "metrics_port": 0, "grace_seconds": 1},
-        tiers=tiers,
-        classifier={"enabled": False},
-        resilience={"health_check_interval_seconds": 1},
-    )
+def _router_config(path: Path, models: dict[str, ServiceProcess]) -> Path:
+    config = {
+        "logging": {"level": "INFO", "json_output": True},
+        "tiers": [
+            {
+                "name": name,
+                "endpoints": [service.target],
+                "input_usd_per_mtok": PRICES[name][0],
+                "output_usd_per_mtok": PRICES[name][1],
+                "timeout_seconds": 10,
+            }
+            for name, service in models.items()
+        ],
+        "classifier": {"enabled": False},
+        "resilience": {"health_check_interval_seconds": 1},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 async def _generate(
-    stub: router_service_pb2_grpc.RouterServiceStub, told: Told, text: str, hint: str = ""
+    stub: router_service_pb2_grpc.RouterServiceStub,
+    told: Told,
+    text: str,
+    hint: str = "",
+    request_id: str = "",
 ) -> None:
     request = router_service_pb2.RouterServiceGenerateRequest(
         prompt=common_pb2.Prompt(text=text),
         sampling=common_pb2.SamplingParams(max_tokens=16),
         options=router_service_pb2.RouteOptions(tier_hint=hint),
+        request_id=request_id,
     )
+    call = stub.Generate(request, timeout=20)
+    routed_id = ""
     try:
-        async for event in stub.Generate(request, timeout=20):
+        async for event in call:
             kind = event.WhichOneof("event")
             if kind == "routed":
                 told.decisions[(event.routed.decision.tier, event.routed.decision.reason)] += 1
+                routed_id = event.routed.request_id
+                metadata = dict(await call.initial_metadata() or ())
+                told.metadata_ids[routed_id] = str(metadata.get(REQUEST_ID_KEY, ""))
             elif kind == "escalated":
                 e = event.escalated
                 told.escalations[(e.from_tier, e.to_tier, CAUSES[e.cause])] += 1
+                told.escalated_ids.append(routed_id)
             elif kind == "finished":
                 f = event.finished
                 told.served[f.served_tier] += 1
@@ -134,47 +151,74 @@ async def _wave(stub: router_service_pb2_grpc.RouterServiceStub, told: Told) -> 
         await _generate(stub, told, EASY)
     for _ in range(2):
         await _generate(stub, told, HARD)
-    await _generate(stub, told, EASY, hint="large")
+    await _generate(stub, told, EASY, hint="large", request_id=f"caller-{told.requests}")
     await _generate(stub, told, "")  # INVALID_ARGUMENT: the prompt is required
 
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     binary = require_tool("prometheus")
-    models = {tier: await start_scripted(tier) for tier in PRICES}
-    router = build_router(_settings(models))
-    await router.start()
-    prometheus = Prometheus(
-        binary,
-        tmp_path_factory.mktemp("prometheus"),
-        jobs={
-            "tierroute-router": [f"127.0.0.1:{router.bootstrap.metrics_port}"],
-            "tierroute-model": [service.metrics_target for service in models.values()],
-        },
-        rule_files=[RULES_DIR / "recording.yaml", RULES_DIR / "alerts.yaml"],
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{router.port}")
+    workdir = tmp_path_factory.mktemp("e2e")
+    models: dict[str, ServiceProcess] = {}
+    router: ServiceProcess | None = None
+    prometheus: Prometheus | None = None
     try:
+        metrics_ports = {}
+        for tier in PRICES:
+            port, metrics_ports[tier] = free_port(), free_port()
+            args = ["--tier", tier, "--port", str(port), "--metrics-port", str(metrics_ports[tier])]
+            if tier == "small":
+                args.append("--unsure")
+            models[tier] = ServiceProcess(
+                "tests.observability.scripted_model", args, port, workdir / f"{tier}.log", ROOT
+            )
+        port, router_metrics = free_port(), free_port()
+        config = _router_config(workdir / "router.yaml", models)
+        router = ServiceProcess(
+            "router_svc",
+            [
+                *("--config", str(config), "--host", "127.0.0.1"),
+                *("--port", str(port), "--metrics-port", str(router_metrics)),
+            ],
+            port,
+            workdir / "router.log",
+            ROOT,
+        )
+        for service in [*models.values(), router]:
+            await service.wait_serving()
+        prometheus = Prometheus(
+            binary,
+            workdir,
+            jobs={
+                "tierroute-router": [f"127.0.0.1:{router_metrics}"],
+                "tierroute-model": [f"127.0.0.1:{port}" for port in metrics_ports.values()],
+            },
+            rule_files=[RULES_DIR / "recording.yaml", RULES_DIR / "alerts.yaml"],
+        )
         await prometheus.wait_ready()
         await prometheus.wait_for("up", lambda s: len(s) == 3 and all(v == 1 for _, v in s))
-        stub = router_service_pb2_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
         told = Told()
-        # Two waves with a scrape between them: a series created by the first wave has an
-        # increase within the rate windows once the second wave is scraped.
-        for _ in range(2):
-            await _wave(stub, told)
-            # Each target is scraped on its own schedule: wait until both sides are in.
-            await prometheus.wait_for_value("sum(tierroute_router_requests_total)", told.requests)
-            await prometheus.wait_for_value(
-                'sum(tierroute_model_requests_total{code="OK"})', sum(told.calls_by_tier.values())
-            )
+        async with grpc.aio.insecure_channel(router.target) as channel:
+            stub = router_service_pb2_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+            # Two waves with a scrape between them: a series created by the first wave has an
+            # increase within the rate windows once the second wave is scraped.
+            for _ in range(2):
+                await _wave(stub, told)
+                # Each target is scraped on its own schedule: wait until both sides are in.
+                await prometheus.wait_for_value(
+                    "sum(tierroute_router_requests_total)", told.requests
+                )
+                await prometheus.wait_for_value(
+                    'sum(tierroute_model_requests_total{code="OK"})',
+                    sum(told.calls_by_tier.values()),
+                )
         yield Stack(prometheus, router, models, told)
     finally:
-        await channel.close()
-        prometheus.stop()
-        await router.stop()
-        for service in models.values():
-            await service.bootstrap.stop()
+        if prometheus is not None:
+            prometheus.stop()
+        for process in [router, *models.values()]:
+            if process is not None:
+                process.stop()
 
 
 def _close(a: float, b: float) -> bool:
@@ -331,3 +375,39 @@ async def test_exported_metrics_are_the_catalogued_ones(stack: Stack) -> None:
         exported |= metric_names(name)
     assert exported - catalogue == set(), "exported but not in docs/observability.md"
     assert catalogue - exported - NOT_EXERCISED == set(), "catalogued but never exported"
+
+
+def _events(process: ServiceProcess, event: str, request_id: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in process.json_lines()
+        if line.get("event") == event and line.get("request_id") == request_id
+    ]
+
+
+async def test_one_request_id_follows_through_every_log(stack: Stack) -> None:
+    told, router, models = stack.told, stack.router, stack.models
+    # Generated by the router when the caller sends none, returned in Routed and metadata.
+    assert told.escalated_ids
+    assert all(routed == sent for routed, sent in told.metadata_ids.items())
+    request_id = told.escalated_ids[0]
+    assert len(_events(router, "request_done", request_id)) == 1
+    # The escalated request ran on both tiers: one generation line in each model service.
+    for tier in ("small", "large"):
+        lines = _events(models[tier], "generated", request_id)
+        assert len(lines) == 1, (tier, models[tier].log_tail())
+        assert lines[0]["tier"] == tier
+    # An id chosen by the caller is kept end to end.
+    chosen = [rid for rid in told.metadata_ids if rid.startswith("caller-")]
+    assert len(chosen) == 2
+    for rid in chosen:
+        assert len(_events(router, "request_done", rid)) == 1
+        assert len(_events(models["large"], "generated", rid)) == 1
+
+
+async def test_logs_hold_no_prompt_text(stack: Stack) -> None:
+    for process in [stack.router, *stack.models.values()]:
+        text = process.log_path.read_text()
+        assert "request_done" in text or "generated" in text
+        for prompt in (EASY, HARD):
+            assert prompt not in text, process.log_path.name
