@@ -191,7 +191,7 @@ class Cascade:
             usages.append(TokenUsage(attempt.tier, prompt, completion, attempt is not served))
         return tuple(usages)
 
-    async def run(self) -> AsyncIterator[CascadeEvent]:
+    async def run(self) -> AsyncGenerator[CascadeEvent, None]:
         """Serve the request; ends with one :class:`Outcome` or raises a ``TierrouteError``."""
         plan = self._plan
         index = plan.start

@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -124,7 +125,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         deadline = None if remaining is None else started + remaining
         request_id = request.request_id or _metadata(context, REQUEST_ID_KEY) or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
         run = _Run(request_id, _metadata(context, TENANT_KEY), started)
         if self._settings.logging.log_prompts:
             run.prompt_text = requests.routing_text(request.prompt)
@@ -142,37 +142,16 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             self._metrics.active_streams.inc()
             run.decision = await self._decide(request.prompt, request.options)
             self._check_budget(request, prompt_bytes, run.decision.tier)
-            yield Response(
-                routed=router_service_pb2.Routed(
-                    decision=_decision_pb(run.decision), request_id=request_id
-                )
-            )
             run.cascade = self._cascade(request, run.decision, request_id, deadline)
-            shadow_text: list[str] | None = (
-                [] if self._shadow is not None and self._shadow.wants() else None
-            )
-            async for event in run.cascade.run():
-                if isinstance(event, Forward):
-                    if run.ttft is None:
-                        run.ttft = time.monotonic() - started
-                        m = self._metrics
-                        m.child(m.ttft, m.tier(event.tier)).observe(run.ttft)
-                    if shadow_text is not None:
-                        shadow_text.append(event.chunk.payload.text)  # type: ignore[attr-defined]
-                    yield Response(delta=event.chunk.payload)  # type: ignore[arg-type]
-                elif isinstance(event, Escalation):
-                    run.escalations.append((event.from_tier, event.to_tier, event.cause.value))
-                    self._metrics.record_escalation(event.from_tier, event.to_tier, event.cause)
-                    yield Response(escalated=self._escalated_pb(event))
-                else:
-                    yield Response(finished=self._finish(run, event))
-                    if shadow_text is not None and not (event.escalated or event.degraded):
-                        self._submit_shadow(request, request_id, event.served_tier, shadow_text)
+            async for response in self._stream(request, run, context):
+                yield response
         except TierrouteError as exc:
             self._record_failure(run, exc.kind.value)
+            if not run.metadata_sent:
+                # Refused before anything was sent: the caller still learns the request id.
+                await self._send_metadata(run, context)
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            # The caller went away; leaving the cascade closes the tier stream and its call.
             self._record_failure(run, "CANCELLED")
             raise
         except Exception:
@@ -182,6 +161,62 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if admitted:
                 self._active -= 1
                 self._metrics.active_streams.dec()
+
+    async def _send_metadata(self, run: _Run, context: Context) -> None:
+        run.metadata_sent = True
+        await context.send_initial_metadata(((REQUEST_ID_KEY, run.request_id),))
+
+    async def _stream(
+        self,
+        request: router_service_pb2.RouterServiceGenerateRequest,
+        run: _Run,
+        context: Context,
+    ) -> AsyncIterator[Response]:
+        """The response stream of an admitted, decided request."""
+        assert run.cascade is not None and run.decision is not None
+        m = self._metrics
+        shadow_text: list[str] | None = (
+            [] if self._shadow is not None and self._shadow.wants() else None
+        )
+        # Closing the cascade (caller gone, error) closes the tier stream and cancels its call.
+        async with aclosing(run.cascade.run()) as events:
+            # The routed tier's call starts now, while the metadata and Routed go out: its time
+            # to first token overlaps with those writes instead of following them.
+            pending = asyncio.ensure_future(anext(events))
+            try:
+                await self._send_metadata(run, context)
+                yield Response(
+                    routed=router_service_pb2.Routed(
+                        decision=_decision_pb(run.decision), request_id=run.request_id
+                    )
+                )
+                event = await pending
+                while True:
+                    if isinstance(event, Forward):
+                        if run.ttft is None:
+                            run.ttft = time.monotonic() - run.started
+                            m.child(m.ttft, m.tier(event.tier)).observe(run.ttft)
+                        if shadow_text is not None:
+                            shadow_text.append(event.chunk.payload.text)  # type: ignore[attr-defined]
+                        yield Response(delta=event.chunk.payload)  # type: ignore[arg-type]
+                    elif isinstance(event, Escalation):
+                        run.escalations.append((event.from_tier, event.to_tier, event.cause.value))
+                        m.record_escalation(event.from_tier, event.to_tier, event.cause)
+                        yield Response(escalated=self._escalated_pb(event))
+                    else:
+                        yield Response(finished=self._finish(run, event))
+                        if shadow_text is not None and not (event.escalated or event.degraded):
+                            self._submit_shadow(
+                                request, run.request_id, event.served_tier, shadow_text
+                            )
+                        return
+                    event = await anext(events)
+            finally:
+                if not pending.done():
+                    pending.cancel()
+                    await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # already raised, or moot once the caller is gone
 
     def _cascade(
         self,
@@ -335,6 +370,7 @@ class _Run:
         "cascade",
         "decision",
         "escalations",
+        "metadata_sent",
         "prompt_text",
         "recorded",
         "request_id",
@@ -353,3 +389,4 @@ class _Run:
         self.ttft: float | None = None
         self.recorded = False
         self.prompt_text = ""
+        self.metadata_sent = False

@@ -243,10 +243,13 @@ async def test_tier_error_after_the_first_token_is_a_clean_error(fresh: Stack) -
 async def test_invalid_requests_name_the_field(
     fresh: Stack, req: rpb.RouterServiceGenerateRequest, field: str
 ) -> None:
+    call = fresh.stub.Generate(req, timeout=10, metadata=(("x-request-id", "bad-1"),))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await collect(fresh.stub, req)
+        async for _ in call:
+            pass
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_field(info.value) == field
+    assert ("x-request-id", "bad-1") in tuple(await call.initial_metadata())
     assert fresh.small.model.calls == [] and fresh.large.model.calls == []
 
 
