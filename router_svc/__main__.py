@@ -48,13 +48,7 @@ def load_settings(args: argparse.Namespace) -> RouterSettings:
 async def serve(settings: RouterSettings) -> None:
     """Build the router and serve until SIGTERM/SIGINT."""
     app = build_router(settings)
-
-    async def ready() -> None:
-        # Tier health is watched, not awaited: a router with a tier down still serves (the
-        # cascade falls back or degrades), so readiness does not depend on the tiers.
-        app.tiers.start()
-
-    await run_until_signal(app.bootstrap, ready=ready, shutdown=app.shutdown)
+    await run_until_signal(app.bootstrap, ready=app.ready, shutdown=app.shutdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

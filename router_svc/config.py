@@ -61,6 +61,9 @@ class PolicySettings(Section):
     classifier_threshold: float | None = Field(default=None, ge=0, le=1)
     """Scores at or above go to the cheapest tier, below to the largest; ``None`` takes the
     calibrated default from the classifier artefact's card (0.5 without a classifier)."""
+    classifier_timeout_ms: float = Field(default=8.0, ge=0)
+    """Longest wait for the classifier (milliseconds); past it the default tier serves, so the
+    decision stays within budget when the classifier is overloaded. 0: no limit."""
     default_tier: str | None = None
     """Tier when neither a rule nor the classifier decides; ``None`` means the cheapest."""
     fallback_threshold: float = Field(default=0.65, ge=0, le=1)

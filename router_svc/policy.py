@@ -1,13 +1,15 @@
 """The routing policy: which tier a prompt goes to, and why.
 
 Order: an authorised tier hint, then the rules (first match wins), then the classifier (score
-at or above the threshold: the cheapest tier; below: the largest), then the default tier. The
+at or above the threshold: the cheapest tier; below: the largest), then the default tier (also
+when the classifier fails or misses its time budget). The
 text given to the rules and the classifier is the routing text: a raw prompt's whole text, or
 a chat's last user message (earlier turns and system messages are context, not the question).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ class RoutingPolicy:
         threshold: float,
         default_tier: str | None = None,
         allow_tier_hint: bool = True,
+        classifier_timeout: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if len(tiers) < 2:
@@ -73,6 +76,7 @@ class RoutingPolicy:
         self._threshold = threshold
         self._default = default_tier or tiers[0]
         self._allow_hint = allow_tier_hint
+        self._classifier_timeout = classifier_timeout or None
         self._clock = clock
 
     @property
@@ -105,7 +109,12 @@ class RoutingPolicy:
                 return self._decision(tier, match.name, None, started)
         if self._classifier is not None:
             try:
-                score = await self._classifier.score(text)
+                async with asyncio.timeout(self._classifier_timeout):
+                    score = await self._classifier.score(text)
+            except TimeoutError:
+                # Overloaded classifier: keep the decision within budget; the cascade still
+                # escalates an answer the default tier is not confident of.
+                _log.warning("classifier too slow; using the default tier")
             except Exception as exc:
                 # A failing or overloaded classifier must not take routing down: the default
                 # tier serves (and the cascade still escalates an unconfident answer).

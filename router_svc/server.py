@@ -50,8 +50,19 @@ class RouterApp:
     async def start(self) -> None:
         """Serve and report SERVING; the tier health checks start too."""
         await self.bootstrap.start()
-        self.tiers.start()
+        await self.ready()
         await self.bootstrap.set_serving(True)
+
+    async def ready(self) -> None:
+        """Warm the classifier up and start the tier health checks (before SERVING).
+
+        Tier health is watched, not awaited: a router with a tier down still serves (the
+        cascade falls back or degrades), so readiness does not depend on the tiers.
+        """
+        if self.classifier is not None:
+            # The first session run is slow (allocations): keep it out of a caller's budget.
+            await self.classifier.score("warm-up")
+        self.tiers.start()
 
     async def stop(self) -> None:
         """Drain in-flight streams, then close the tier channels and the classifier."""
@@ -95,6 +106,7 @@ def build_router(
         threshold=threshold,
         default_tier=settings.policy.default_tier,
         allow_tier_hint=settings.policy.allow_tier_hint,
+        classifier_timeout=settings.policy.classifier_timeout_ms / 1000,
     )
     metrics = RouterMetrics(registry, names, policy.reasons)
     tiers = TierPool(settings.tiers, settings.resilience, metrics)

@@ -36,7 +36,10 @@ async def classified() -> AsyncIterator[
     small = await start_fake("small")
     large = await start_fake("large")
     settings = router_settings(
-        {"small": [small.target], "large": [large.target]}, classifier={"enabled": True}
+        {"small": [small.target], "large": [large.target]},
+        classifier={"enabled": True},
+        # No time budget: these tests check the classifier's decisions, on a shared machine.
+        policy={"classifier_timeout_ms": 0},
     )
     app = build_router(settings)  # loads the ONNX artefact from the cache
     await app.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from router_svc.policy import RoutingPolicy
@@ -89,3 +91,15 @@ async def test_latency_is_measured_with_the_injected_clock() -> None:
     ticks = iter([1.0, 1.25])
     p = RoutingPolicy(TIERS, rules=None, classifier=None, threshold=0.5, clock=lambda: next(ticks))
     assert (await p.decide("x")).latency_seconds == pytest.approx(0.25)
+
+
+async def test_a_slow_classifier_misses_its_budget_and_the_default_tier_serves() -> None:
+    class Slow(FakeClassifier):
+        async def score(self, text: str) -> float:
+            await asyncio.sleep(1)
+            return 0.99
+
+    p = RoutingPolicy(TIERS, rules=None, classifier=Slow(), threshold=0.5, classifier_timeout=0.02)
+    decision = await p.decide("question")
+    assert (decision.tier, decision.reason, decision.classifier_score) == ("small", "default", None)
+    assert decision.latency_seconds < 0.5
