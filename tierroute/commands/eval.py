@@ -18,9 +18,12 @@ stderr, a summary to stdout. Heavy imports happen inside the command functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +195,20 @@ def _register_live(commands: Any) -> None:
         help="with --start-platform: YAML merged into the router's configuration "
         "(e.g. router-policy.yaml from fit-confidence)",
     )
+    live.add_argument(
+        "--model-config",
+        type=Path,
+        default=None,
+        help="with --start-platform: model-service YAML passed to the tiers as TIERROUTE_* "
+        "variables (e.g. model-confidence.yaml from fit-confidence)",
+    )
+    live.add_argument(
+        "--half",
+        choices=("fit", "report"),
+        default=None,
+        help="only the items of this half of fit-confidence's split (by item id)",
+    )
+    live.add_argument("--split-seed", type=int, default=0, help="seed of that split")
     live.add_argument("--title", default="Live", help="title of tables and plots")
     _out_dir(live, "live")
     live.set_defaults(func=run_live)
@@ -330,43 +347,73 @@ def run_make_task(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_live(args: argparse.Namespace) -> int:
-    """Run the arms through the router; write records, the summary and plots."""
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for the child processes started inside, then restore the previous ones."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+
+
+def _yaml(path: Path | None) -> dict[str, Any]:
     import yaml
 
+    if path is None:
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a YAML mapping")
+    return loaded
+
+
+def run_live(args: argparse.Namespace) -> int:
+    """Run the arms through the router; write records, the summary and plots."""
+    from router_svc.config import PolicySettings
     from tierroute.evaluation.live import Sampling, default_arms, read_items
+    from tierroute.evaluation.live_run import live_markdown, model_service_env, select_half
     from tierroute.evaluation.live_run import run_live as live
     from tierroute.launch import LaunchError
 
+    out = _resolve_out(args, "live")
     try:
-        items = read_items(args.data)[: args.limit]
+        if args.router is not None and (args.router_config or args.model_config):
+            raise ValueError("--router-config and --model-config need --start-platform")
+        items = read_items(args.data)
+        if args.half is not None:
+            items = select_half(items, args.half, args.split_seed)
+        items = items[: args.limit]
         arms_by_name = default_arms(args.small_tier, args.large_tier, args.fallback_threshold)
         arms = [arms_by_name[name] for name in (args.arm or ("small", "large", "tierroute"))]
-        overrides: dict[str, object] = {}
-        if args.router_config is not None:
-            if args.router is not None:
-                raise ValueError("--router-config needs --start-platform")
-            overrides = dict(yaml.safe_load(args.router_config.read_text(encoding="utf-8")) or {})
+        overrides = _yaml(args.router_config)
+        # The threshold the cascade runs with: the request's override, else the router's.
+        configured = PolicySettings(**overrides.get("policy", {})).fallback_threshold
+        threshold = args.fallback_threshold if args.fallback_threshold is not None else configured
         stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
         sampling = Sampling(max_tokens=args.max_tokens, stop=stop, timeout_seconds=args.timeout)
-        report = live(
-            items,
-            arms,
-            _resolve_out(args, "live"),
-            address=args.router,
-            sampling=sampling,
-            concurrency=args.concurrency,
-            router_overrides=overrides,
-            fallback_threshold=args.fallback_threshold,
-            title=args.title,
-            log=_log,
-        )
+        with _environment(model_service_env(_yaml(args.model_config))):
+            report = live(
+                items,
+                arms,
+                out,
+                address=args.router,
+                sampling=sampling,
+                concurrency=args.concurrency,
+                router_overrides=overrides,
+                fallback_threshold=threshold,
+                title=args.title,
+                log=_log,
+            )
     except (FileNotFoundError, ValueError, LaunchError) as exc:
         return _fail(exc)
-    from tierroute.evaluation.live_run import live_markdown
-
     print(live_markdown(report))
-    print(f"wrote {_resolve_out(args, 'live')}")
+    print(f"wrote {out}")
     return 0
 
 

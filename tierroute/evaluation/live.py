@@ -128,6 +128,8 @@ class LiveRecord:
     escalated: bool = False
     escalation_confidence: float | None = None
     """The confidence that triggered the (first) escalation: the small tier's, when escalated."""
+    escalation_cause: str | None = None
+    """Why the (first) escalation happened: ``low_confidence``, ``early_window``, ``tier_error``."""
     confidence: float | None = None
     """Confidence of the served answer."""
     stats: dict[str, float] = field(default_factory=dict)
@@ -184,6 +186,7 @@ def record_of(item: LiveItem, arm: Arm, completion: Completion, seconds: float) 
         escalation_confidence=(
             completion.escalations[0].confidence if completion.escalations else None
         ),
+        escalation_cause=completion.escalations[0].cause if completion.escalations else None,
         confidence=finished.confidence,
         stats={
             "mean_logprob": confidence.mean_logprob,

@@ -5,9 +5,11 @@ Definitions (the small arm and the large arm are the references):
 - *accuracy*: share of items answered right (requests that failed count as wrong).
 - *cost vs always-large*: an arm's total cost (every tier's tokens, discarded ones included)
   divided by the measured always-large arm's total cost.
-- *escalation rate*: share of an arm's requests the router escalated.
+- *escalation rate*: share of an arm's requests the router escalated (for any cause; the
+  causes are counted apart: a tier error also escalates, without any confidence involved).
 - *small-tier errors caught*: among items the small tier answers wrong (small arm) and that the
-  arm first sent to the small tier, the share the cascade escalated. Greedy decoding makes the
+  arm first sent to the small tier, the share the cascade escalated *on confidence* (low
+  confidence or early window; tier errors do not count). Greedy decoding makes the
   small tier's answer the same in both arms, so this is the cascade's recall of small errors.
   *Needless escalations* are the same share among items the small tier answers right.
 - *confidence AUROC*: how well the small tier's confidence (small arm) ranks its right answers
@@ -31,6 +33,8 @@ from tierroute import routing_metrics
 from tierroute.evaluation.live import LARGE, SMALL, LiveRecord
 
 Array = npt.NDArray[np.float64]
+CONFIDENCE_CAUSES = frozenset({"low_confidence", "early_window"})
+"""Escalation causes that come from the confidence (not from a failing tier)."""
 STAT_SIGNALS: Mapping[str, int] = {
     # raw statistic -> sign that makes "higher = more confident"
     "mean_logprob": 1,
@@ -135,6 +139,7 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
     n = len(records)
     cost = sum(r.cost_usd for r in records)
     served = Counter(r.served_tier for r in records if r.error is None)
+    causes = Counter(r.escalation_cause or "unknown" for r in records if r.escalated)
     reasons = Counter(r.reason for r in records if r.error is None)
     return {
         "n": n,
@@ -144,6 +149,7 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
         "router_baseline_cost_usd": sum(r.baseline_cost_usd for r in records),
         "cost_vs_always_large": cost / large_cost if large_cost else None,
         "escalation_rate": sum(r.escalated for r in records) / n if n else 0.0,
+        "escalations_by_cause": dict(sorted(causes.items())),
         "served": dict(sorted(served.items())),
         "reasons": dict(sorted(reasons.items())),
         "mean_latency_seconds": sum(r.latency_seconds for r in records) / n if n else 0.0,
@@ -151,16 +157,26 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
     }
 
 
-def _caught(arm: Mapping[str, LiveRecord], small: Mapping[str, LiveRecord]) -> dict[str, Any]:
-    """Escalation recall of small-tier errors among items this arm first sent to small."""
+def _on_confidence(record: LiveRecord) -> bool:
+    return record.escalated and record.escalation_cause in CONFIDENCE_CAUSES
+
+
+def _caught(
+    arm: Mapping[str, LiveRecord], small: Mapping[str, LiveRecord], small_tier: str
+) -> dict[str, Any]:
+    """Confidence escalations' recall of small-tier errors, among items first sent to small."""
     first_small = [
         i
         for i, r in arm.items()
-        if r.error is None and i in small and small[i].error is None and r.routed_tier == SMALL
+        if r.error is None
+        and i in small
+        and small[i].error is None
+        and r.routed_tier == small_tier
+        and not (r.escalated and r.escalation_cause not in CONFIDENCE_CAUSES)
     ]
     wrong = [i for i in first_small if not small[i].correct]
     right = [i for i in first_small if small[i].correct]
-    caught = [i for i in wrong if arm[i].escalated]
+    caught = [i for i in wrong if _on_confidence(arm[i])]
     fixed = [i for i in caught if arm[i].correct]
     return {
         "first_sent_to_small": len(first_small),
@@ -168,15 +184,19 @@ def _caught(arm: Mapping[str, LiveRecord], small: Mapping[str, LiveRecord]) -> d
         "small_errors_caught": len(caught) / len(wrong) if wrong else None,
         "small_errors_caught_and_fixed": len(fixed) / len(wrong) if wrong else None,
         "needless_escalations": (
-            sum(arm[i].escalated for i in right) / len(right) if right else None
+            sum(_on_confidence(arm[i]) for i in right) / len(right) if right else None
         ),
     }
 
 
 def summarise(
-    records: Sequence[LiveRecord], *, fallback_threshold: float | None = None
+    records: Sequence[LiveRecord],
+    *,
+    fallback_threshold: float | None = None,
+    small_tier: str = SMALL,
 ) -> dict[str, Any]:
-    """The live report (see the module docstring)."""
+    """The live report (see the module docstring); items the small tier failed to answer for
+    a tier error are left out of the caught-errors figures (no confidence was involved)."""
     arms = by_arm(records)
     large_cost = sum(r.cost_usd for r in arms.get(LARGE, {}).values()) or None
     report: dict[str, Any] = {
@@ -186,7 +206,7 @@ def summarise(
     if small is not None:
         for name, arm in arms.items():
             if name not in (SMALL, LARGE):
-                report["arms"][name]["cascade"] = _caught(arm, small)
+                report["arms"][name]["cascade"] = _caught(arm, small, small_tier)
     if small is not None and LARGE in arms:
         paired = Paired.from_records(records)
         report["paired_items"] = len(paired.ids)

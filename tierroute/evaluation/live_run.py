@@ -32,6 +32,12 @@ from tierroute.evaluation.live import (
 from tierroute.evaluation.live_report import summarise
 
 Log = Callable[[str], None]
+PLATFORM_ROUTER_DEFAULTS: Mapping[str, Mapping[str, object]] = {
+    # On a busy 2-core machine the router's 1 s health checks of the tiers time out now and
+    # then and open a tier's circuit, which escalates requests for a tier error. A live run
+    # measures routing, not that, so its own platform waits longer; --router-config overrides.
+    "resilience": {"health_check_timeout_seconds": 5.0},
+}
 
 
 def _quiet(message: str) -> None:
@@ -86,6 +92,20 @@ def _tick(bar: Any, record: LiveRecord) -> None:
     bar.update(1)
 
 
+def platform_router_config(overrides: Mapping[str, object]) -> dict[str, object]:
+    """``PLATFORM_ROUTER_DEFAULTS`` with ``overrides`` merged over them (section by section)."""
+    merged: dict[str, object] = {
+        key: dict(value) for key, value in PLATFORM_ROUTER_DEFAULTS.items()
+    }
+    for key, value in overrides.items():
+        section = merged.get(key)
+        if isinstance(section, dict) and isinstance(value, Mapping):
+            section.update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
 @contextlib.contextmanager
 def platform_address(
     run_dir: Path,
@@ -95,12 +115,45 @@ def platform_address(
     """Start the embedded platform (tiers + router) and yield the router's address."""
     from tierroute.platform import LocalPlatform, PlatformOptions
 
-    options = PlatformOptions(
-        run_dir=run_dir, router_overrides=dict(router_overrides), http_port=None
-    )
+    merged: dict[str, object] = {
+        key: dict(value) for key, value in PLATFORM_ROUTER_DEFAULTS.items()
+    }
+    for key, value in router_overrides.items():
+        section = merged.get(key)
+        if isinstance(section, dict) and isinstance(value, Mapping):
+            section.update(value)
+        else:
+            merged[key] = value
+    options = PlatformOptions(run_dir=run_dir, router_overrides=merged, http_port=None)
     with LocalPlatform(options) as platform:
         platform.start(log)
         yield platform.router_address
+
+
+def model_service_env(config: Mapping[str, Any]) -> dict[str, str]:
+    """A model-service YAML mapping as ``TIERROUTE_<SECTION>__<FIELD>`` environment variables.
+
+    The embedded platform starts the model services as child processes that read their
+    settings from the environment, so this is how a fitted ``confidence:`` section reaches them.
+    """
+    env = {}
+    for section, values in config.items():
+        if isinstance(values, Mapping):
+            for key, value in values.items():
+                env[f"TIERROUTE_{section.upper()}__{str(key).upper()}"] = str(value)
+        else:
+            env[f"TIERROUTE_{section.upper()}"] = str(values)
+    return env
+
+
+def select_half(items: Sequence[LiveItem], half: str, seed: int) -> list[LiveItem]:
+    """The ``fit`` or ``report`` half of ``items``, split as ``fit-confidence`` splits them."""
+    from tierroute.evaluation.fit_confidence import split_ids
+
+    if half not in ("fit", "report"):
+        raise ValueError("half must be 'fit' or 'report'")
+    flags = split_ids([item.id for item in items], seed)
+    return [item for item, in_fit in zip(items, flags, strict=True) if in_fit == (half == "fit")]
 
 
 def live_markdown(report: Mapping[str, Any]) -> str:
@@ -167,7 +220,7 @@ def write_live_outputs(
     if "simulated_sweep" in report:
         large_cost = report["arms"][LARGE]["cost_usd"] or 1.0
         points = {
-            name: (arm["cost_usd"] / large_cost, arm["accuracy"])
+            f"{name} (measured)": (arm["cost_usd"] / large_cost, arm["accuracy"])
             for name, arm in report["arms"].items()
         }
         plots.cascade_curve(

@@ -70,11 +70,17 @@ def quality_vs_cost(report: Mapping[str, Any], path: Path, title: str) -> Path:
         [report["weak_quality"], report["strong_quality"]],
         color="gray",
         linestyle=":",
-        label="random",
+        label="expected random",
     )
     axes.scatter([weak_cost], [report["weak_quality"]], color="black", marker="s", label="weak")
     axes.scatter([1.0], [report["strong_quality"]], color="black", marker="^", label="strong")
-    axes.axhline(0.95 * report["strong_quality"], color="red", linewidth=0.8, alpha=0.5)
+    axes.axhline(
+        0.95 * report["strong_quality"],
+        color="red",
+        linewidth=0.8,
+        alpha=0.5,
+        label="95% of strong quality",
+    )
     axes.set_xlabel("cost / all-strong cost")
     axes.set_ylabel("mean quality")
     axes.set_title(title, fontsize=10)
@@ -96,7 +102,9 @@ def pgr_vs_share(report: Mapping[str, Any], path: Path, title: str) -> Path:
         axes.plot(
             [p["strong_share"] for p in sweep], [p["pgr"] for p in sweep], label=label, **style
         )
-    axes.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="random (0.5)")
+    axes.plot(
+        [0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="expected random (0.5)"
+    )
     axes.set_xlabel("share of calls to the strong model")
     axes.set_ylabel("PGR (performance gap recovered)")
     axes.set_title(title, fontsize=10)

@@ -41,12 +41,14 @@ class ScriptedRouter:
         threshold: float = 0.65,
         routed: Mapping[str, str] | None = None,
         failing: frozenset[str] = frozenset(),
+        tier_errors: frozenset[str] = frozenset(),
         params: ConfidenceParams = DEFAULT_PARAMS,
     ) -> None:
         self.answers = answers
         self.threshold = threshold
         self.routed = routed or {}
         self.failing = failing
+        self.tier_errors = tier_errors
         self.params = params
         self.calls: list[dict[str, Any]] = []
 
@@ -66,7 +68,13 @@ class ScriptedRouter:
         stats = confidence_of(answer.logprobs, self.params)
         reason = "tier_hint" if kwargs.get("tier") else "classifier"
         routed = RoutedEvent(tier, reason, 0.5, "id")
-        if tier == "small" and mode != "disabled" and stats.score < threshold:
+        if tier == "small" and prompt in self.tier_errors:
+            usages.append(self._usage("small", 0, 0, True))
+            escalations = (Escalation("small", "large", "tier_error", 0.0, ""),)
+            tier = "large"
+            answer = self.answers["large"][prompt]
+            stats = confidence_of(answer.logprobs, self.params)
+        elif tier == "small" and mode != "disabled" and stats.score < threshold:
             usages.append(self._usage("small", prompt_tokens, len(answer.logprobs), True))
             escalations = (Escalation("small", "large", "low_confidence", stats.score, ""),)
             tier = "large"

@@ -17,7 +17,13 @@ from tierroute.evaluation.live import (
     write_records,
 )
 from tierroute.evaluation.live_report import Paired, cascade_point, summarise
-from tierroute.evaluation.live_run import live_markdown, write_live_outputs
+from tierroute.evaluation.live_run import (
+    live_markdown,
+    model_service_env,
+    platform_router_config,
+    select_half,
+    write_live_outputs,
+)
 
 SURE = [-0.01, -0.02]  # confident tokens
 UNSURE = [-2.5, -3.0]  # confidence ~0.0: escalates at any sensible threshold
@@ -113,6 +119,23 @@ async def test_summary_counts_caught_errors_and_auroc(tmp_path: Path) -> None:
     assert (tmp_path / "confidence_roc.png").read_bytes().startswith(b"\x89PNG")
 
 
+async def test_tier_errors_are_not_counted_as_caught() -> None:
+    # Item 0 (small right) and item 2 (small wrong, sure) hit a failing small tier.
+    router = _router(tier_errors=frozenset({"q0", "q2"}))
+    records = await _run_all(router, ("small", "large", "cascade"))
+    cascade = {r.item_id: r for r in records if r.arm == "cascade"}
+    assert cascade["0"].escalation_cause == "tier_error"
+    assert cascade["1"].escalation_cause == "low_confidence"
+    report = summarise(records)
+    arm = report["arms"]["cascade"]
+    assert arm["escalation_rate"] == 1.0
+    assert arm["escalations_by_cause"] == {"low_confidence": 2, "tier_error": 2}
+    # Only items 1 (wrong) and 3 (right) reached the small tier's confidence.
+    assert arm["cascade"]["first_sent_to_small"] == 2
+    assert arm["cascade"]["small_errors_caught"] == 1.0
+    assert arm["cascade"]["needless_escalations"] == 1.0
+
+
 async def test_records_round_trip(tmp_path: Path) -> None:
     records = await _run_all(_router(), ("small", "large"))
     write_records(tmp_path / "r.jsonl", records)
@@ -122,3 +145,26 @@ async def test_records_round_trip(tmp_path: Path) -> None:
     assert point["escalation_rate"] == 0.0 and math.isclose(point["accuracy"], 0.5)
     with pytest.raises(ValueError, match="both"):
         Paired.from_records([r for r in records if r.arm == "small"])
+
+
+def test_platform_helpers() -> None:
+    merged = platform_router_config(
+        {"policy": {"fallback_threshold": 0.6}, "resilience": {"retries": 0}}
+    )
+    assert merged == {
+        "policy": {"fallback_threshold": 0.6},
+        "resilience": {"health_check_timeout_seconds": 5.0, "retries": 0},
+    }
+    assert platform_router_config({})["resilience"] == {"health_check_timeout_seconds": 5.0}
+    env = model_service_env({"confidence": {"bias": 1.5, "window_tokens": 8}, "tier": "small"})
+    assert env == {
+        "TIERROUTE_CONFIDENCE__BIAS": "1.5",
+        "TIERROUTE_CONFIDENCE__WINDOW_TOKENS": "8",
+        "TIERROUTE_TIER": "small",
+    }
+    items = [LiveItem(str(i), "p", "1", "number") for i in range(200)]
+    fit_half, report_half = select_half(items, "fit", 0), select_half(items, "report", 0)
+    assert len(fit_half) + len(report_half) == 200
+    assert not {i.id for i in fit_half} & {i.id for i in report_half}
+    with pytest.raises(ValueError):
+        select_half(items, "other", 0)
