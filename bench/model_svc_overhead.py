@@ -60,6 +60,13 @@ class LevelResult:
     ttfts: list[float] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
+    frontend_cpu_seconds: float = 0.0
+    """CPU time of the serving front-end process (gRPC or HTTP server plus vLLM's
+    AsyncLLM), excluding the engine core and worker processes."""
+
+    def frontend_cpu_ms_per_token(self) -> float:
+        """Front-end CPU milliseconds per generated token: the overhead, independent of load."""
+        return 1000 * self.frontend_cpu_seconds / self.tokens if self.tokens else 0.0
 
     def tokens_per_second(self) -> float:
         """Aggregate completion tokens per wall-clock second."""
@@ -76,11 +83,37 @@ class LevelResult:
 Requester = Callable[[str, int], Awaitable[tuple[float, int]]]
 
 
+def _descendants(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split()
+        for child in children:
+            found += _descendants(int(child))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its descendants except vLLM's engine core and
+    workers: what the serving front end costs, wherever the server put it (Linux ``/proc``)."""
+    total = 0.0
+    for member in _descendants(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if name.startswith(("VLLM::EngineCor", "VLLM::Worker")):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def run_level(
-    request: Requester, concurrency: int, count: int, max_tokens: int
+    request: Requester, concurrency: int, count: int, max_tokens: int, pid: int | None = None
 ) -> LevelResult:
     """Send ``count`` requests with ``concurrency`` in flight; collect TTFTs and tokens."""
     result = LevelResult()
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     queue: asyncio.Queue[str] = asyncio.Queue()
     for index in range(count):
         queue.put_nowait(PROMPTS[index % len(PROMPTS)])
@@ -95,6 +128,8 @@ async def run_level(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
+    if pid is not None:
+        result.frontend_cpu_seconds = cpu_seconds(pid) - cpu_before
     return result
 
 
@@ -120,8 +155,14 @@ def grpc_requester(stub: model_service_pb2_grpc.ModelServiceStub) -> Requester:
     return request
 
 
-def http_requester(session: aiohttp.ClientSession, base_url: str, model: str) -> Requester:
-    """Streams ``/v1/completions`` (server-sent events) and times the first text chunk."""
+def http_requester(
+    session: aiohttp.ClientSession, base_url: str, model: str, logprobs: int | None
+) -> Requester:
+    """Streams ``/v1/completions`` (server-sent events) and times the first text chunk.
+
+    ``logprobs=0`` asks for the sampled token's log-probability, the same engine work the model
+    service requests for its confidence score.
+    """
 
     async def request(prompt: str, max_tokens: int) -> tuple[float, int]:
         body = {
@@ -132,6 +173,8 @@ def http_requester(session: aiohttp.ClientSession, base_url: str, model: str) ->
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if logprobs is not None:
+            body["logprobs"] = logprobs
         started = time.perf_counter()
         ttft = 0.0
         tokens = 0
@@ -222,7 +265,7 @@ def start_model_service(model: Path, served_name: str, args: argparse.Namespace)
 
 
 async def measure(
-    args: argparse.Namespace, ours_address: str, served_name: str
+    args: argparse.Namespace, ours_address: str, served_name: str, pids: dict[str, int]
 ) -> dict[str, dict[int, list[LevelResult]]]:
     """Alternate ours/theirs for every level and round; results per server, level and round."""
     results: dict[str, dict[int, list[LevelResult]]] = {"tierroute": {}, "vllm": {}}
@@ -235,7 +278,7 @@ async def measure(
     ):
         requesters = {
             "tierroute": grpc_requester(model_service_pb2_grpc.ModelServiceStub(channel)),
-            "vllm": http_requester(session, base_url, served_name),
+            "vllm": http_requester(session, base_url, served_name, args.vllm_logprobs),
         }
         for requester in requesters.values():  # warm both paths (connections, caches)
             await run_level(requester, 2, 4, 8)
@@ -245,12 +288,15 @@ async def measure(
                 # Alternate who goes first, so neither side always follows the other.
                 order = list(requesters) if round_index % 2 == 0 else list(reversed(requesters))
                 for name in order:
-                    level = await run_level(requesters[name], concurrency, count, args.max_tokens)
+                    level = await run_level(
+                        requesters[name], concurrency, count, args.max_tokens, pids[name]
+                    )
                     results[name].setdefault(concurrency, []).append(level)
                     print(
                         f"round {round_index + 1} c={concurrency:<3d} {name:9s} "
                         f"{level.tokens_per_second():7.1f} tok/s  "
-                        f"ttft p50 {1000 * level.percentile(50):7.1f} ms",
+                        f"ttft p50 {1000 * level.percentile(50):7.1f} ms  "
+                        f"front-end {level.frontend_cpu_ms_per_token():5.2f} CPU ms/token",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -264,6 +310,7 @@ def pooled(rounds: list[LevelResult]) -> LevelResult:
         total.ttfts += level.ttfts
         total.tokens += level.tokens
         total.seconds += level.seconds
+        total.frontend_cpu_seconds += level.frontend_cpu_seconds
     return total
 
 
@@ -278,9 +325,13 @@ def report(
     """
     names = ("tok_s_ratio", "ttft_p50_delta_ms", "ttft_p99_ms", "tok_s", "vllm_tok_s")
     names += ("ttft_p50_ms", "vllm_ttft_p50_ms", "vllm_ttft_p99_ms")
+    names += ("frontend_cpu_ms_per_token", "vllm_frontend_cpu_ms_per_token")
     figures: dict[str, dict[str, float]] = {name: {} for name in names}
-    print("| concurrency | server | TTFT p50 (ms) | TTFT p99 (ms) | tokens/s | ratio (paired) |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print(
+        "| concurrency | server | TTFT p50 (ms) | TTFT p99 (ms) | tokens/s | ratio (paired) "
+        "| front-end CPU ms/token |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for c in concurrency:
         pairs = list(zip(results["tierroute"][c], results["vllm"][c], strict=True))
         ratio = statistics.median(a.tokens_per_second() / b.tokens_per_second() for a, b in pairs)
@@ -295,11 +346,15 @@ def report(
         figures["ttft_p50_ms"][key] = round(1000 * ours.percentile(50), 2)
         figures["vllm_ttft_p50_ms"][key] = round(1000 * theirs.percentile(50), 2)
         figures["vllm_ttft_p99_ms"][key] = round(1000 * theirs.percentile(99), 2)
+        figures["frontend_cpu_ms_per_token"][key] = round(ours.frontend_cpu_ms_per_token(), 3)
+        figures["vllm_frontend_cpu_ms_per_token"][key] = round(
+            theirs.frontend_cpu_ms_per_token(), 3
+        )
         for name, level in (("vLLM OpenAI (HTTP)", theirs), ("tierroute (gRPC)", ours)):
             p50, p99 = 1000 * level.percentile(50), 1000 * level.percentile(99)
             shown = "" if level is theirs else f"{ratio:.3f}"
-            tok_s = level.tokens_per_second()
-            print(f"| {c} | {name} | {p50:.1f} | {p99:.1f} | {tok_s:.1f} | {shown} |")
+            tok_s, cpu = level.tokens_per_second(), level.frontend_cpu_ms_per_token()
+            print(f"| {c} | {name} | {p50:.1f} | {p99:.1f} | {tok_s:.1f} | {shown} | {cpu:.2f} |")
     return figures
 
 
@@ -327,6 +382,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-timeout", type=float, default=300)
     parser.add_argument("--log-dir", type=Path, default=Path(".cache") / "bench")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--vllm-logprobs",
+        type=lambda value: None if value == "none" else int(value),
+        default=0,
+        help="logprobs asked of vLLM's server: 0 (the sampled token's, like the model service; "
+        "default) or none",
+    )
     args = parser.parse_args(argv)
     args.vllm_port = free_port()
     return args
@@ -346,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_http_ready(
                 f"http://127.0.0.1:{args.vllm_port}/health", vllm_server, args.start_timeout
             )
-            results = asyncio.run(measure(args, ours.address, served_name))
+            pids = {"tierroute": ours.pid, "vllm": vllm_server.pid}
+            results = asyncio.run(measure(args, ours.address, served_name, pids))
         finally:
             ours.stop()
     finally:

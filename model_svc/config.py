@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from model_svc.confidence import ConfidenceParams
 from tierroute.config import LoggingSettings, Section, ServerSettings, Settings
@@ -80,6 +80,12 @@ class LimitSettings(Section):
     max_stop_strings: int = Field(default=8, ge=0)
     """Stop strings accepted per request."""
 
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> Self:
+        if self.default_max_tokens > self.max_tokens:
+            raise ValueError("limits.default_max_tokens must not exceed limits.max_tokens")
+        return self
+
 
 class ConfidenceSettings(Section):
     """Logistic calibration of the confidence (see ``model_svc/confidence.py``)."""
@@ -109,8 +115,8 @@ class ConfidenceSettings(Section):
 class ModelServiceSettings(Settings):
     """Everything one ``model_svc`` process is configured with."""
 
-    tier: str = "small"
-    """Tier this process serves ("small", "large", ...)."""
+    tier: str = Field(default="small", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+    """Tier this process serves ("small", "large", ...); a metrics label, so kept short."""
     cache_dir: Path = Field(default_factory=default_cache_dir)
     """Where ``tierroute models prepare`` put the models (``TIERROUTE_CACHE_DIR``)."""
     server: ServerSettings = ServerSettings()

@@ -120,6 +120,7 @@ class ModelServer:
             task.cancel()
         self.metrics.engine_up.set(0)
         await self.engine.shutdown()
+        _log.info("engine stopped", tier=self.settings.tier)
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT."""

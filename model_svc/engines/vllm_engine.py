@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoTokenizer
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
@@ -31,6 +32,7 @@ from model_svc.engines.base import (
     GenerationRequest,
     PromptInput,
 )
+from model_svc.engines.prompts import PromptRenderer
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "abort": FinishReason.ABORTED}
 
@@ -52,6 +54,7 @@ class VllmEngine:
         self._model = model
         self._served_name = served_name
         self._llm: AsyncLLM | None = None
+        self._renderer: PromptRenderer | None = None
         self._info = EngineInfo(_engine_version(), served_name, settings.max_model_len)
 
     @property
@@ -83,9 +86,15 @@ class VllmEngine:
         # AsyncLLM starts its output handler lazily on the first request when constructed
         # outside the event loop, which is what we want here.
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._renderer = await asyncio.to_thread(PromptRenderer, self._load_tokenizer)
         self._info = EngineInfo(
             self._info.engine, self._served_name, int(self._llm.model_config.max_model_len)
         )
+
+    def _load_tokenizer(self) -> Any:
+        # The same files vLLM loads; a separate instance keeps prompt tokenization out of
+        # vLLM's tokenizer pool (see model_svc.engines.prompts).
+        return AutoTokenizer.from_pretrained(str(self._model))
 
     def _engine(self) -> AsyncLLM:
         if self._llm is None:
@@ -94,27 +103,9 @@ class VllmEngine:
 
     async def render_prompt(self, prompt: PromptInput) -> list[int]:
         """Tokenize; chat turns go through the tokenizer's chat template first."""
-        tokenizer = self._engine().get_tokenizer()
-        if prompt.text is not None:
-            text = prompt.text
-
-            def encode() -> list[int]:
-                return list(tokenizer.encode(text))
-
-        else:
-            messages: list[Any] = [{"role": t.role, "content": t.content} for t in prompt.chat]
-
-            def encode() -> list[int]:
-                rendered = tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, tokenize=False
-                )
-                if not isinstance(rendered, str):
-                    raise TypeError("the chat template did not render to text")
-                # The template already wrote the special tokens; do not add a second BOS.
-                return list(tokenizer.encode(rendered, add_special_tokens=False))
-
-        # Long prompts take milliseconds to tokenize: keep that off the event loop.
-        return await asyncio.to_thread(encode)
+        if self._renderer is None:
+            raise EngineDeadError("the engine is not running")
+        return await self._renderer.render(prompt)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         """Stream deltas; vLLM aborts the request itself when this generator is closed."""
@@ -125,7 +116,9 @@ class VllmEngine:
             top_p=request.top_p,
             stop=list(request.stop) or None,
             seed=request.seed,
-            logprobs=1,
+            # 0 = the sampled token's log-probability only, all the confidence needs; asking
+            # for alternatives too would have vLLM's front end detokenize them for every token.
+            logprobs=0,
             output_kind=RequestOutputKind.DELTA,
         )
         try:
@@ -164,12 +157,15 @@ class VllmEngine:
     async def shutdown(self) -> None:
         """Stop the engine core processes."""
         llm, self._llm = self._llm, None
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
         if llm is not None:
             await asyncio.to_thread(llm.shutdown)
 
 
 def _sampled_logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[float, ...]:
-    """The log-probability of each sampled token (vLLM also returns the top-k alternatives).
+    """The log-probability of each sampled token (vLLM may add top-k alternatives).
 
     A token without an entry gets ``-inf`` (the confidence clamps it), never a made-up 0.
     """

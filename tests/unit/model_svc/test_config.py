@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from model_svc.__main__ import main, overrides_from, parse_args
 from model_svc.config import ModelServiceSettings
@@ -81,3 +82,10 @@ def test_cpu_binding_and_kv_cache_reach_the_environment() -> None:
     assert environ["VLLM_CPU_OMP_THREADS_BIND"] == "0"
     assert environ["VLLM_CPU_KVCACHE_SPACE"] == "2"
     assert environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_limits_and_tier_names_are_validated() -> None:
+    with pytest.raises(ValidationError, match="default_max_tokens"):
+        ModelServiceSettings(limits={"max_tokens": 8, "default_max_tokens": 16})
+    with pytest.raises(ValidationError, match="tier"):
+        ModelServiceSettings(tier="Small Tier!")
