@@ -163,7 +163,8 @@ def live_markdown(report: Mapping[str, Any]) -> str:
         "items",
         "accuracy",
         "cost vs always-large",
-        "escalation rate",
+        "escalation rate (causes)",
+        "decided by",
         "served by",
         "small errors caught",
         "needless escalations",
@@ -172,13 +173,16 @@ def live_markdown(report: Mapping[str, Any]) -> str:
     for name, arm in report["arms"].items():
         cascade = arm.get("cascade", {})
         served = ", ".join(f"{tier} {count}" for tier, count in arm["served"].items())
+        decided = ", ".join(f"{reason} {count}" for reason, count in arm["reasons"].items())
+        causes = ", ".join(f"{c} {n}" for c, n in arm.get("escalations_by_cause", {}).items())
         rows.append(
             [
                 name,
                 str(arm["n"]),
                 tables.pct(arm["accuracy"]),
                 tables.pct(arm["cost_vs_always_large"]),
-                tables.pct(arm["escalation_rate"]),
+                tables.pct(arm["escalation_rate"]) + (f" ({causes})" if causes else ""),
+                decided,
                 served,
                 tables.pct(cascade.get("small_errors_caught")),
                 tables.pct(cascade.get("needless_escalations")),
