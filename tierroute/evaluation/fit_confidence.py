@@ -1,7 +1,8 @@
 """Fit the small tier's confidence calibration and the fallback threshold on live results.
 
 Inputs are live records of the ``small`` and ``large`` arms (:mod:`tierroute.evaluation.live`).
-Items are split by a seeded hash of their id into a *fit* half and a *report* half; everything
+Items are split by a seeded hash of their id (one id per distinct prompt) into a *fit* half and
+a *report* half; everything
 is chosen on the fit half and only measured on the report half.
 
 1. Calibration: the model service's confidence (``model_svc/confidence.py``) is a logistic

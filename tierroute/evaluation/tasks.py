@@ -9,7 +9,8 @@ large tier stays well above it (the numbers are in ``docs/evaluation.md``).
 
 Prompts are plain-text completions (no chat template): three worked examples, then the question,
 answered on one line (``stop="\\n"``). Items are drawn with a seeded generator, so the same
-``seed`` always gives the same task file.
+``seed`` always gives the same task file, and no question repeats: a split of the items by id
+(as ``fit-confidence`` makes) is then a split by prompt, with nothing on both sides.
 """
 
 from __future__ import annotations
@@ -50,16 +51,31 @@ def arithmetic_prompt(a: int, op: str, b: int) -> str:
     return f"{SHOTS}Q: {a} {op} {b}\nA:"
 
 
+MAX_DRAWS = 10_000
+"""Draws per item before giving up on finding a question not asked yet."""
+
+
 def arithmetic_items(count: int, seed: int = 0) -> list[LiveItem]:
-    """``count`` items cycling through the kinds, operands drawn with ``seed``."""
+    """``count`` distinct items cycling through the kinds, operands drawn with ``seed``.
+
+    Raises ``ValueError`` when a kind runs out of distinct questions (one-digit products have
+    64, so about 320 items is the most a five-kind task holds).
+    """
     if count < 1:
         raise ValueError("count must be >= 1")
     rng = random.Random(seed)
     kinds = list(ARITHMETIC_KINDS)
     items = []
+    asked: set[tuple[int, str, int]] = set()
     for index in range(count):
         kind = kinds[index % len(kinds)]
-        a, op, b = ARITHMETIC_KINDS[kind](rng)
+        for _ in range(MAX_DRAWS):
+            a, op, b = ARITHMETIC_KINDS[kind](rng)
+            if (a, op, b) not in asked:
+                break
+        else:
+            raise ValueError(f"too many items: kind {kind} has no new question left")
+        asked.add((a, op, b))
         items.append(
             LiveItem(
                 id=f"arith-{seed}-{index:04d}",

@@ -22,6 +22,7 @@ def test_items_are_reproducible_and_right(tmp_path: Path) -> None:
         a, op, b = re.findall(r"Q: (\d+) ([+*-]) (\d+)\nA:$", item.prompt)[0]
         expected = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
         assert item.answer == str(expected) and item.kind == "number"
+    assert len({item.prompt for item in arithmetic_items(300, seed=0)}) == 300
     write_items(tmp_path / "t.jsonl", items)
     assert read_items(tmp_path / "t.jsonl") == items
 
@@ -40,3 +41,5 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
         read_items(path)
     with pytest.raises(ValueError):
         arithmetic_items(0)
+    with pytest.raises(ValueError, match="no new question"):
+        arithmetic_items(400)  # one-digit products: only 64 distinct questions
