@@ -124,18 +124,20 @@ class Caller:
             self._stub = model_service_pb2_grpc.ModelServiceStub(channel)  # type: ignore[no-untyped-call]
             self._request = direct_request()
 
-    async def call(self) -> tuple[float, float | None]:
-        """(TTFT seconds, the router's decision latency in ms or None)."""
+    async def call(self) -> tuple[float, float | None, str]:
+        """(TTFT seconds, the router's decision latency in ms or None, the decision's reason)."""
         started = time.perf_counter()
         ttft = 0.0
         decision = None
+        reason = ""
         async for event in self._stub.Generate(self._request, timeout=30):
             kind = event.WhichOneof("event")
             if kind == "routed":
                 decision = event.routed.decision.decision_latency_ms
+                reason = event.routed.decision.reason
             elif kind == "delta" and not ttft:
                 ttft = time.perf_counter() - started
-        return ttft, decision
+        return ttft, decision, reason
 
 
 async def latency(router: str, model: str, requests: int, mode: int) -> dict[str, list[float]]:
@@ -151,10 +153,10 @@ async def latency(router: str, model: str, requests: int, mode: int) -> dict[str
             await direct.call()
         samples: dict[str, list[float]] = {"routed": [], "direct": [], "decision": []}
         for _ in range(requests):
-            ttft, decision = await routed.call()
+            ttft, decision, _ = await routed.call()
             samples["routed"].append(ttft * 1000)
             samples["decision"].append(decision or 0.0)
-            ttft, _ = await direct.call()
+            ttft, _, _ = await direct.call()
             samples["direct"].append(ttft * 1000)
     return samples
 
@@ -166,27 +168,35 @@ async def load(
     completed = 0
     errors = 0
     decisions: list[float] = []
+    by_classifier = 0
     async with grpc.aio.insecure_channel(target) as channel:
         caller = Caller(channel, routed, mode)
-        await caller.call()
+        await caller.call()  # connect first
         end = time.perf_counter() + duration
 
         async def user() -> None:
-            nonlocal completed, errors
+            nonlocal completed, errors, by_classifier
             while time.perf_counter() < end:
                 try:
-                    _, decision = await caller.call()
+                    _, decision, reason = await caller.call()
                 except grpc.aio.AioRpcError:
                     errors += 1
                     continue
                 completed += 1
                 if decision is not None:
                     decisions.append(decision)
+                by_classifier += reason == "classifier"
 
         started = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"completed": completed, "errors": errors, "seconds": elapsed, "decision_ms": decisions}
+    return {
+        "completed": completed,
+        "errors": errors,
+        "seconds": elapsed,
+        "decision_ms": decisions,
+        "by_classifier": by_classifier,
+    }
 
 
 # --- orchestration ------------------------------------------------------------------------------
@@ -266,6 +276,7 @@ def run_load(target: str, routed: bool, args: argparse.Namespace) -> dict[str, A
         "streams_per_s": completed / seconds,
         "errors": sum(r["errors"] for r in results),
         "decision_p99_ms": percentile(decisions, 99) if decisions else None,
+        "classifier_share": sum(r["by_classifier"] for r in results) / max(1, completed),
     }
 
 
@@ -288,6 +299,19 @@ def router_config(path: Path, model: str, classifier: bool) -> None:
         "limits": {"max_concurrent_streams": 4096},
     }
     path.write_text(json.dumps(config))  # JSON is YAML
+
+
+def measure(
+    args: argparse.Namespace, router: str, model: str, router_pid: int, model_pid: int
+) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, Any], tuple[float, float]]:
+    """Latency, direct load, routed load, and the CPU seconds both servers used under the
+    routed load."""
+    samples = asyncio.run(latency(router, model, args.requests, args.mode))
+    direct_load = run_load(model, False, args)
+    before = cpu_seconds(router_pid), cpu_seconds(model_pid)
+    routed_load = run_load(router, True, args)
+    after = cpu_seconds(router_pid), cpu_seconds(model_pid)
+    return samples, direct_load, routed_load, (after[0] - before[0], after[1] - before[1])
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -315,20 +339,16 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "--port",
             str(router_port),
         ]
-        with (
-            process(serve, Path(tmp) / "model.log") as model_proc,
-            process(route, Path(tmp) / "router.log", env) as router_proc,
-        ):
-            wait_serving(model)
-            wait_serving(router)
-            samples = asyncio.run(latency(router, model, args.requests, args.mode))
-            direct_load = run_load(model, False, args)
-            before = cpu_seconds(router_proc.pid), cpu_seconds(model_proc.pid)
-            routed_load = run_load(router, True, args)
-            after = cpu_seconds(router_proc.pid), cpu_seconds(model_proc.pid)
+        with process(serve, Path(tmp) / "model.log") as model_proc:
+            wait_serving(model)  # before the router starts, so it finds its tiers healthy
+            with process(route, Path(tmp) / "router.log", env) as router_proc:
+                wait_serving(router)
+                samples, direct_load, routed_load, cpu = measure(
+                    args, router, model, router_proc.pid, model_proc.pid
+                )
     streams = routed_load["completed"]
-    router_cpu_us = (after[0] - before[0]) / streams * 1e6
-    model_cpu_us = (after[1] - before[1]) / streams * 1e6
+    router_cpu_us = cpu[0] / streams * 1e6
+    model_cpu_us = cpu[1] / streams * 1e6
     routed, direct = samples["routed"], samples["direct"]
     return {
         "direct_ttft_p50_ms": statistics.median(direct),
@@ -342,6 +362,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "direct_streams_per_s": direct_load["streams_per_s"],
         "routed_streams_per_s": routed_load["streams_per_s"],
         "decision_p99_ms_under_load": routed_load["decision_p99_ms"],
+        "classifier_share_under_load": routed_load["classifier_share"],
         "router_cpu_us_per_stream": router_cpu_us,
         "model_cpu_us_per_stream": model_cpu_us,
         "errors": direct_load["errors"] + routed_load["errors"],
@@ -382,8 +403,14 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Decision latency: p50 {r['decision_p50_ms']:.3f} ms, p99 {r['decision_p99_ms']:.3f} ms "
-        f"one at a time; p99 {r['decision_p99_ms_under_load']:.3f} ms under full load. "
-        f"Errors: {r['errors']}.",
+        f"one at a time; p99 {r['decision_p99_ms_under_load']:.3f} ms under full load"
+        + (
+            f" ({r['classifier_share_under_load']:.0%} decided by the classifier, the rest by "
+            "the default tier after the classifier missed its time budget). "
+            if s["classifier"]
+            else ". "
+        )
+        + f"Errors: {r['errors']}.",
         f"CPU time per routed stream under load: router {router_cpu:.0f} us, scripted model "
         f"service {r['model_cpu_us_per_stream']:.0f} us (one router process saturates a core at "
         f"~{1e6 / router_cpu:.0f} streams/s).",

@@ -44,6 +44,7 @@ _ENDPOINT_FAILURES = frozenset(
         grpc.StatusCode.DEADLINE_EXCEEDED,
     }
 )
+OPEN_RECHECK_SECONDS = 1.0
 # The caller's own deadline is "passed" within this margin: no useful work fits in it.
 _DEADLINE_SLACK_SECONDS = 0.005
 _log = structlog.get_logger("router_svc.tiers")
@@ -296,7 +297,12 @@ class TierPool:
                 await self.check_health()
             except Exception:  # a failed round must not end the loop
                 _log.exception("health check round failed")
-            await asyncio.sleep(self._interval)
+            # An open circuit is re-checked within a second, so an endpoint that comes back
+            # (a tier still starting when the router did, a restarted pod) serves again soon.
+            opened = any(c.healthy_endpoints < len(c.endpoints) for c in self.clients.values())
+            await asyncio.sleep(
+                min(self._interval, OPEN_RECHECK_SECONDS) if opened else self._interval
+            )
 
     async def close(self) -> None:
         """Stop the health checks and close every channel."""

@@ -542,3 +542,38 @@ async def test_dns_targets_resolve_like_a_headless_service(make_router: Callable
         assert len(small.model.calls) == 1
     finally:
         await small.server.stop(None)
+
+
+async def test_an_open_circuit_is_rechecked_within_a_second(
+    make_router: Callable[..., Any],
+) -> None:
+    small = await start_fake("small")
+    large = await start_fake("large")
+    try:
+        await large.set_serving(False)  # e.g. still loading when the router starts
+        settings = router_settings(
+            {"small": [small.target], "large": [large.target]},
+            resilience={"health_check_interval_seconds": 30, "retries": 0},
+        )
+        _, stub = await make_router(settings)  # starts the health loop: first round now
+
+        async def healthy_large() -> int:
+            tiers = (await stub.ListTiers(rpb.ListTiersRequest(), timeout=5)).tiers
+            return int(tiers[1].healthy_endpoints)
+
+        await _eventually_async(lambda: healthy_large(), 0)
+        await large.set_serving(True)
+        await _eventually_async(lambda: healthy_large(), 1, timeout=2.5)  # not 30 s
+    finally:
+        await small.server.stop(None)
+        await large.server.stop(None)
+
+
+async def _eventually_async(
+    read: Callable[[], Any], expected: object, timeout: float = 3.0
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (value := await read()) != expected:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still {value!r}, expected {expected!r}")
+        await asyncio.sleep(0.05)
