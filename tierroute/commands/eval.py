@@ -41,7 +41,10 @@ ARM_CHOICES = ("small", "large", "tierroute", "cascade")
 def register(subparsers: Any) -> None:
     """Add the ``eval`` command and its sub-commands."""
     parser = subparsers.add_parser(
-        "eval", help="evaluate routing: offline replay, live runs", description=__doc__
+        "eval",
+        help="evaluate routing: offline replay, live runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="eval_command", required=True)
     _register_convert(commands)

@@ -2,8 +2,7 @@
 
 Inputs are live records of the ``small`` and ``large`` arms (:mod:`tierroute.evaluation.live`).
 Items are split by a seeded hash of their id (one id per distinct prompt) into a *fit* half and
-a *report* half; everything
-is chosen on the fit half and only measured on the report half.
+a *report* half; everything is chosen on the fit half and only measured on the report half.
 
 1. Calibration: the model service's confidence (``model_svc/confidence.py``) is a logistic
    function of statistics the router returns with every answer — the mean log-probability
