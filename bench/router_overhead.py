@@ -2,13 +2,17 @@
 
 A fast scripted model service (no engine: it streams ``--tokens`` one-token deltas and a
 confident ``Finished`` at once) runs in its own process, the real router (``python -m
-router_svc``) in another, in front of it as both tiers. The benchmark then measures, in one run:
+router_svc``) in another, in front of it as both tiers. A third process is a bare pass-through
+proxy speaking the router's API (``RouterService.Generate``: metadata, ``Routed``, relayed
+deltas, ``Finished``; no policy, cascade, ledger, metrics or logs): it shows what two extra
+``grpc.aio`` hops cost by themselves, so the router's own logic can be told apart. In one run:
 
-1. latency, one request at a time, direct and routed calls interleaved: time to the first token
-   (TTFT) p50/p99 of each, and the difference = what the router adds;
-2. throughput: ``--workers`` load processes keep ``--concurrency`` routed streams open for
-   ``--duration`` seconds; completed streams per second, and the decision latency p99 the router
-   reported (``Routed.decision.decision_latency_ms``) under that load; the same load direct.
+1. latency, one request at a time, the three paths interleaved: time to the first token (TTFT)
+   p50/p99 of each; "added" = routed minus direct;
+2. throughput: ``--workers`` load processes keep ``--concurrency`` streams open for
+   ``--duration`` seconds on each path in turn; completed streams per second, the decision
+   latency p99 the router reported (``Routed.decision.decision_latency_ms``) under that load,
+   and the CPU time the router (and the proxy) used per stream, read from ``/proc`` (Linux).
 
 The classifier is off by default (rules + default tier), so the figures are the router's own
 cost; ``--classifier`` loads the ONNX artefact and the decision then includes its time.
@@ -93,6 +97,45 @@ async def serve_model(port: int, tokens: int) -> None:
     await server.wait_for_termination()
 
 
+class BareProxy(router_service_pb2_grpc.RouterServiceServicer):
+    """The router's API with none of its logic: relay one model service's stream."""
+
+    def __init__(self, target: str) -> None:
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = model_service_pb2_grpc.ModelServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def Generate(
+        self, request: router_service_pb2.RouterServiceGenerateRequest, context: Any
+    ) -> AsyncIterator[router_service_pb2.RouterServiceGenerateResponse]:
+        """Metadata, Routed, the model's deltas, a Finished: the router's message pattern."""
+        await context.send_initial_metadata((("x-request-id", "bare"),))
+        yield router_service_pb2.RouterServiceGenerateResponse(
+            routed=router_service_pb2.Routed(request_id="bare")
+        )
+        upstream = model_service_pb2.GenerateRequest(
+            prompt=request.prompt, sampling=request.sampling
+        )
+        async for message in self._stub.Generate(upstream, timeout=context.time_remaining()):
+            if message.WhichOneof("event") == "delta":
+                yield router_service_pb2.RouterServiceGenerateResponse(delta=message.delta)
+            else:
+                yield router_service_pb2.RouterServiceGenerateResponse(
+                    finished=router_service_pb2.RouterFinished(served_tier="bare")
+                )
+
+
+async def serve_proxy(port: int, target: str) -> None:
+    """Serve :class:`BareProxy` with grpc.health.v1 until killed."""
+    server = grpc.aio.server()
+    router_service_pb2_grpc.add_RouterServiceServicer_to_server(BareProxy(target), server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await server.wait_for_termination()
+
+
 # --- callers ------------------------------------------------------------------------------------
 
 
@@ -140,24 +183,24 @@ class Caller:
         return ttft, decision, reason
 
 
-async def latency(router: str, model: str, requests: int, mode: int) -> dict[str, list[float]]:
-    """Interleaved one-at-a-time calls; TTFT samples (ms) of each path and decision latencies."""
-    async with (
-        grpc.aio.insecure_channel(router) as routed_channel,
-        grpc.aio.insecure_channel(model) as direct_channel,
-    ):
-        routed = Caller(routed_channel, True, mode)
-        direct = Caller(direct_channel, False, mode)
+async def latency(paths: dict[str, str], requests: int, mode: int) -> dict[str, list[float]]:
+    """Interleaved one-at-a-time calls on every path: TTFT samples (ms) per path, and the
+    router's decision latencies (ms) under ``"decision"``."""
+    async with contextlib.AsyncExitStack() as stack:
+        callers = {}
+        for name, target in paths.items():
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(target))
+            callers[name] = Caller(channel, name != "direct", mode)
         for _ in range(50):  # warm-up: connections, code paths
-            await routed.call()
-            await direct.call()
-        samples: dict[str, list[float]] = {"routed": [], "direct": [], "decision": []}
+            for caller in callers.values():
+                await caller.call()
+        samples: dict[str, list[float]] = {name: [] for name in [*paths, "decision"]}
         for _ in range(requests):
-            ttft, decision, _ = await routed.call()
-            samples["routed"].append(ttft * 1000)
-            samples["decision"].append(decision or 0.0)
-            ttft, _, _ = await direct.call()
-            samples["direct"].append(ttft * 1000)
+            for name, caller in callers.items():
+                ttft, decision, _ = await caller.call()
+                samples[name].append(ttft * 1000)
+                if name == "routed":
+                    samples["decision"].append(decision or 0.0)
     return samples
 
 
@@ -302,70 +345,61 @@ def router_config(path: Path, model: str, classifier: bool) -> None:
 
 
 def measure(
-    args: argparse.Namespace, router: str, model: str, router_pid: int, model_pid: int
-) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, Any], tuple[float, float]]:
-    """Latency, direct load, routed load, and the CPU seconds both servers used under the
-    routed load."""
-    samples = asyncio.run(latency(router, model, args.requests, args.mode))
-    direct_load = run_load(model, False, args)
-    before = cpu_seconds(router_pid), cpu_seconds(model_pid)
-    routed_load = run_load(router, True, args)
-    after = cpu_seconds(router_pid), cpu_seconds(model_pid)
-    return samples, direct_load, routed_load, (after[0] - before[0], after[1] - before[1])
+    args: argparse.Namespace, paths: dict[str, str], pids: dict[str, int]
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+    """Latency samples, and per path its load results with the CPU seconds its server used."""
+    samples = asyncio.run(latency(paths, args.requests, args.mode))
+    loads = {}
+    for name, target in paths.items():
+        before = cpu_seconds(pids[name])
+        loads[name] = run_load(target, name != "direct", args)
+        loads[name]["cpu_us_per_stream"] = (
+            (cpu_seconds(pids[name]) - before) / max(1, loads[name]["completed"]) * 1e6
+        )
+    return samples, loads
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Start the processes, measure, stop them; the results."""
-    model_port, router_port = free_port(), free_port()
-    model, router = f"127.0.0.1:{model_port}", f"127.0.0.1:{router_port}"
+    ports = {name: free_port() for name in ("direct", "proxy", "routed")}
+    paths = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    me = [sys.executable, __file__]
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "router.yaml"
-        router_config(config, model, args.classifier)
+        router_config(config, paths["direct"], args.classifier)
         env = {**os.environ, "TIERROUTE_LOGGING__LEVEL": args.router_log_level}
-        serve = [
-            sys.executable,
-            __file__,
-            "--serve-model",
-            str(model_port),
-            "--tokens",
-            str(args.tokens),
-        ]
-        route = [
-            sys.executable,
-            "-m",
-            "router_svc",
-            "--config",
-            str(config),
-            "--port",
-            str(router_port),
-        ]
+        serve = [*me, "--serve-model", str(ports["direct"]), "--tokens", str(args.tokens)]
+        proxy = [*me, "--serve-proxy", str(ports["proxy"]), "--target", paths["direct"]]
+        route = [sys.executable, "-m", "router_svc", "--config", str(config)]
+        route += ["--port", str(ports["routed"])]
         with process(serve, Path(tmp) / "model.log") as model_proc:
-            wait_serving(model)  # before the router starts, so it finds its tiers healthy
-            with process(route, Path(tmp) / "router.log", env) as router_proc:
-                wait_serving(router)
-                samples, direct_load, routed_load, cpu = measure(
-                    args, router, model, router_proc.pid, model_proc.pid
-                )
-    streams = routed_load["completed"]
-    router_cpu_us = cpu[0] / streams * 1e6
-    model_cpu_us = cpu[1] / streams * 1e6
-    routed, direct = samples["routed"], samples["direct"]
+            wait_serving(paths["direct"])  # before the router starts: it finds its tiers healthy
+            with (
+                process(proxy, Path(tmp) / "proxy.log") as proxy_proc,
+                process(route, Path(tmp) / "router.log", env) as router_proc,
+            ):
+                wait_serving(paths["proxy"])
+                wait_serving(paths["routed"])
+                pids = {"direct": model_proc.pid, "proxy": proxy_proc.pid}
+                pids["routed"] = router_proc.pid
+                samples, loads = measure(args, paths, pids)
+    ttft = {name: samples[name] for name in paths}
+    p50 = {name: statistics.median(values) for name, values in ttft.items()}
+    p99 = {name: percentile(values, 99) for name, values in ttft.items()}
     return {
-        "direct_ttft_p50_ms": statistics.median(direct),
-        "direct_ttft_p99_ms": percentile(direct, 99),
-        "routed_ttft_p50_ms": statistics.median(routed),
-        "routed_ttft_p99_ms": percentile(routed, 99),
-        "added_ttft_p50_ms": statistics.median(routed) - statistics.median(direct),
-        "added_ttft_p99_ms": percentile(routed, 99) - percentile(direct, 99),
+        "ttft_p50_ms": p50,
+        "ttft_p99_ms": p99,
+        "streams_per_s": {name: loads[name]["streams_per_s"] for name in paths},
+        "cpu_us_per_stream": {name: loads[name]["cpu_us_per_stream"] for name in paths},
+        "added_ttft_p50_ms": p50["routed"] - p50["direct"],
+        "added_ttft_p99_ms": p99["routed"] - p99["direct"],
+        "proxy_added_ttft_p50_ms": p50["proxy"] - p50["direct"],
         "decision_p50_ms": statistics.median(samples["decision"]),
         "decision_p99_ms": percentile(samples["decision"], 99),
-        "direct_streams_per_s": direct_load["streams_per_s"],
-        "routed_streams_per_s": routed_load["streams_per_s"],
-        "decision_p99_ms_under_load": routed_load["decision_p99_ms"],
-        "classifier_share_under_load": routed_load["classifier_share"],
-        "router_cpu_us_per_stream": router_cpu_us,
-        "model_cpu_us_per_stream": model_cpu_us,
-        "errors": direct_load["errors"] + routed_load["errors"],
+        "routed_streams_per_s": loads["routed"]["streams_per_s"],
+        "decision_p99_ms_under_load": loads["routed"]["decision_p99_ms"],
+        "classifier_share_under_load": loads["routed"]["classifier_share"],
+        "errors": sum(load["errors"] for load in loads.values()),
         "settings": {
             "requests": args.requests,
             "duration_s": args.duration,
@@ -383,37 +417,34 @@ def table(result: dict[str, Any]) -> str:
     """A Markdown table of the results."""
     r, s = result, result["settings"]
     classifier = "on" if s["classifier"] else "off"
-    rows = [
-        ("TTFT p50 (ms)", r["direct_ttft_p50_ms"], r["routed_ttft_p50_ms"], r["added_ttft_p50_ms"]),
-        ("TTFT p99 (ms)", r["direct_ttft_p99_ms"], r["routed_ttft_p99_ms"], r["added_ttft_p99_ms"]),
-        ("streams/s (max)", r["direct_streams_per_s"], r["routed_streams_per_s"], None),
-    ]
+    names = {"direct": "direct", "proxy": "bare gRPC proxy", "routed": "router"}
     lines = [
         f"{s['tokens']} tokens per stream, {s['mode']}, classifier {classifier}, "
         f"{s['concurrency']} concurrent streams from {s['workers']} load processes, "
         f"{s['cpus']} CPUs",
         "",
-        "| | direct | routed | added by the router |",
-        "|---|---:|---:|---:|",
+        "| path | TTFT p50 (ms) | TTFT p99 (ms) | streams/s | server CPU per stream (us) |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for name, direct, routed, added in rows:
-        extra = "" if added is None else f"{added:.2f}"
-        lines.append(f"| {name} | {direct:.2f} | {routed:.2f} | {extra} |")
-    router_cpu = r["router_cpu_us_per_stream"]
+    for key, name in names.items():
+        lines.append(
+            f"| {name} | {r['ttft_p50_ms'][key]:.2f} | {r['ttft_p99_ms'][key]:.2f} "
+            f"| {r['streams_per_s'][key]:.0f} | {r['cpu_us_per_stream'][key]:.0f} |"
+        )
+    budget = (
+        f" ({r['classifier_share_under_load']:.0%} decided by the classifier, the rest by the "
+        "default tier after the classifier missed its time budget)"
+        if s["classifier"]
+        else ""
+    )
     lines += [
         "",
-        f"Decision latency: p50 {r['decision_p50_ms']:.3f} ms, p99 {r['decision_p99_ms']:.3f} ms "
-        f"one at a time; p99 {r['decision_p99_ms_under_load']:.3f} ms under full load"
-        + (
-            f" ({r['classifier_share_under_load']:.0%} decided by the classifier, the rest by "
-            "the default tier after the classifier missed its time budget). "
-            if s["classifier"]
-            else ". "
-        )
-        + f"Errors: {r['errors']}.",
-        f"CPU time per routed stream under load: router {router_cpu:.0f} us, scripted model "
-        f"service {r['model_cpu_us_per_stream']:.0f} us (one router process saturates a core at "
-        f"~{1e6 / router_cpu:.0f} streams/s).",
+        f"Added by the router: TTFT p50 {r['added_ttft_p50_ms']:+.2f} ms, p99 "
+        f"{r['added_ttft_p99_ms']:+.2f} ms (the bare proxy: p50 "
+        f"{r['proxy_added_ttft_p50_ms']:+.2f} ms). Decision: p50 {r['decision_p50_ms']:.3f} ms, "
+        f"p99 {r['decision_p99_ms']:.3f} ms one at a time; p99 "
+        f"{r['decision_p99_ms_under_load']:.3f} ms under full load{budget}. "
+        f"Errors: {r['errors']}.",
     ]
     return "\n".join(lines)
 
@@ -438,6 +469,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--router-log-level", default="INFO", help="the router's log level")
     parser.add_argument("--json", type=Path, help="also write the key figures to this file")
     parser.add_argument("--serve-model", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-proxy", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--load-worker", metavar="TARGET", help=argparse.SUPPRESS)
     parser.add_argument("--routed", dest="routed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--direct", dest="routed", action="store_false", help=argparse.SUPPRESS)
@@ -449,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_model is not None:
         asyncio.run(serve_model(args.serve_model, args.tokens))
+        return 0
+    if args.serve_proxy is not None:
+        asyncio.run(serve_proxy(args.serve_proxy, args.target))
         return 0
     if args.load_worker is not None:
         result = asyncio.run(
