@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tierroute.classifier_training.artifacts import ArtifactPaths, TrainOptions
 from tierroute.classifier_training.calibrate import Scored, Target, choose_threshold
 from tierroute.classifier_training.dataset import Example, arrays
 from tierroute.classifier_training.features import cache_key, cached_embed
 from tierroute.classifier_training.graph import numpy_head
-from tierroute.classifier_training.pipeline import ArtifactPaths, TrainOptions, load_dataset
+from tierroute.classifier_training.pipeline import load_dataset
 from tierroute.classifier_training.train import select_head
 from tierroute.outcomes import BENCHMARKS, STRONG_MODEL, WEAK_MODEL, Outcome
 

@@ -151,7 +151,7 @@ def cross_benchmark(
     log: Log = _quiet,
 ) -> dict[str, dict[str, Any]]:
     """One replay report per held-out benchmark, with a head trained on the others."""
-    from tierroute.classifier_training.pipeline import ArtifactPaths, TrainOptions
+    from tierroute.classifier_training.artifacts import ArtifactPaths, TrainOptions
     from tierroute.evaluation.crossbench import train_without
 
     results = train_without(
