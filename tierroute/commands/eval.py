@@ -18,12 +18,8 @@ stderr, a summary to stdout. Heavy imports happen inside the command functions.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,11 +250,6 @@ def _fail(exc: Exception) -> int:
     return 1
 
 
-def _dump(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
 def run_convert(args: argparse.Namespace) -> int:
     """Write the RouteLLM outcomes (de-duplicated, optionally one split) as JSONL."""
     from tierroute.evaluation.convert import convert_routellm
@@ -350,37 +341,17 @@ def run_make_task(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set variables for the child processes started inside, then restore the previous ones."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
-
-
-def _yaml(path: Path | None) -> dict[str, Any]:
-    import yaml
-
-    if path is None:
-        return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a YAML mapping")
-    return loaded
-
-
 def run_live(args: argparse.Namespace) -> int:
     """Run the arms through the router; write records, the summary and plots."""
     from router_svc.config import PolicySettings
     from tierroute.evaluation.live import Sampling, default_arms, read_items
-    from tierroute.evaluation.live_run import live_markdown, model_service_env, select_half
+    from tierroute.evaluation.live_run import (
+        child_environment,
+        live_markdown,
+        model_service_env,
+        read_yaml_mapping,
+        select_half,
+    )
     from tierroute.evaluation.live_run import run_live as live
     from tierroute.launch import LaunchError
 
@@ -394,13 +365,13 @@ def run_live(args: argparse.Namespace) -> int:
         items = items[: args.limit]
         arms_by_name = default_arms(args.small_tier, args.large_tier, args.fallback_threshold)
         arms = [arms_by_name[name] for name in (args.arm or ("small", "large", "tierroute"))]
-        overrides = _yaml(args.router_config)
+        overrides = read_yaml_mapping(args.router_config)
         # The threshold the cascade runs with: the request's override, else the router's.
         configured = PolicySettings(**overrides.get("policy", {})).fallback_threshold
         threshold = args.fallback_threshold if args.fallback_threshold is not None else configured
         stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
         sampling = Sampling(max_tokens=args.max_tokens, stop=stop, timeout_seconds=args.timeout)
-        with _environment(model_service_env(_yaml(args.model_config))):
+        with child_environment(model_service_env(read_yaml_mapping(args.model_config))):
             report = live(
                 items,
                 arms,
@@ -422,39 +393,23 @@ def run_live(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on one half of a live run, report on the other; write both services' YAML."""
-    import yaml
-
     from model_svc.config import ConfidenceSettings
     from tierroute.evaluation.fit_confidence import fit
     from tierroute.evaluation.live import read_records
+    from tierroute.evaluation.live_run import read_yaml_mapping
 
     try:
-        base = ConfidenceSettings()
-        if args.service_config is not None:
-            loaded = yaml.safe_load(args.service_config.read_text(encoding="utf-8")) or {}
-            base = ConfidenceSettings(**loaded.get("confidence", {}))
+        section = read_yaml_mapping(args.service_config).get("confidence", {})
         result = fit(
             read_records(args.records),
-            base=base.params(),
+            base=ConfidenceSettings(**section).params(),
             current_threshold=args.current_threshold,
             target=args.target,
             seed=args.seed,
         )
     except (FileNotFoundError, ValueError) as exc:
         return _fail(exc)
-    out = _resolve_out(args, "fit")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model-confidence.yaml").write_text(yaml.safe_dump(result.model_config()))
-    (out / "router-policy.yaml").write_text(yaml.safe_dump(result.router_config()))
-    _dump(out / "fit.json", result.report)
-    before, after = result.report["report"]["before"], result.report["report"]["after"]
-    for name, side in (("before", before), ("after", after)):
-        point = side["at_threshold"]
-        print(
-            f"{name}: AUROC {side['auroc']}, threshold {side['fallback_threshold']:.4f}: "
-            f"accuracy {point['accuracy']:.3f}, escalation {point['escalation_rate']:.3f}, "
-            f"small errors caught {point['errors_caught']:.3f}, "
-            f"cost vs always-large {point['relative_cost']:.3f}"
-        )
-    print(f"wrote {out}/model-confidence.yaml, router-policy.yaml, fit.json")
+    written = result.write(_resolve_out(args, "fit"))
+    print("\n".join(result.summary()))
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0

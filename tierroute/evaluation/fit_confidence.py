@@ -23,9 +23,11 @@ The result is a ``confidence:`` section for the model service's configuration an
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,6 +182,34 @@ class FitResult:
     def router_config(self) -> dict[str, Any]:
         """The router's ``policy.fallback_threshold``."""
         return {"policy": {"fallback_threshold": round(self.fallback_threshold, 6)}}
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """``model-confidence.yaml``, ``router-policy.yaml`` and ``fit.json`` in ``out_dir``."""
+        import yaml
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            out_dir / "model-confidence.yaml": yaml.safe_dump(self.model_config()),
+            out_dir / "router-policy.yaml": yaml.safe_dump(self.router_config()),
+            out_dir / "fit.json": json.dumps(self.report, indent=2) + "\n",
+        }
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+        return list(files)
+
+    def summary(self) -> list[str]:
+        """One line each for the report half before and after the fit."""
+        lines = []
+        for name in ("before", "after"):
+            side = self.report["report"][name]
+            point = side["at_threshold"]
+            lines.append(
+                f"{name}: AUROC {side['auroc']}, threshold {side['fallback_threshold']:.4f}: "
+                f"accuracy {point['accuracy']:.3f}, escalation {point['escalation_rate']:.3f}, "
+                f"small errors caught {point['errors_caught']:.3f}, "
+                f"cost vs always-large {point['relative_cost']:.3f}"
+            )
+        return lines
 
 
 def _side(paired: Paired, scores: Array, threshold: float) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -128,6 +129,37 @@ def platform_address(
     with LocalPlatform(options) as platform:
         platform.start(log)
         yield platform.router_address
+
+
+def read_yaml_mapping(path: Path | None) -> dict[str, Any]:
+    """A YAML file's top-level mapping (``{}`` for no file)."""
+    import yaml
+
+    if path is None:
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a YAML mapping")
+    return loaded
+
+
+@contextlib.contextmanager
+def child_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the child processes started inside, then restore them.
+
+    Only the command line's composition root uses this: the model services the embedded
+    platform starts inherit this process's environment, and read their settings from it.
+    """
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
 
 
 def model_service_env(config: Mapping[str, Any]) -> dict[str, str]:
