@@ -82,8 +82,9 @@ class CircuitBreaker:
         self._probe_in_flight = False
 
     def record_health(self, serving: bool) -> None:
-        """A ``grpc.health.v1`` result: NOT_SERVING opens at once; SERVING lets an open circuit
-        probe immediately instead of waiting for the reset time."""
+        """A ``grpc.health.v1`` answer: NOT_SERVING opens at once; SERVING lets an open circuit
+        probe immediately instead of waiting for the reset time. (A check that got no answer
+        is a :meth:`record_failure`.)"""
         if not serving:
             # Re-tripping an open circuit restarts its reset time: no real request is spent
             # probing an endpoint that says it is not serving.

@@ -104,8 +104,10 @@ class ResilienceSettings(Section):
     """Time an open circuit waits before letting one half-open probe through (seconds)."""
     health_check_interval_seconds: float = Field(default=5.0, ge=0)
     """Period of the ``grpc.health.v1`` checks of every endpoint; 0 disables them."""
-    health_check_timeout_seconds: float = Field(default=1.0, gt=0)
-    """Deadline of one health check (seconds)."""
+    health_check_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Deadline of one health check (seconds). NOT_SERVING or an unreachable endpoint opens
+    the circuit at once; a check that times out counts as one failure towards
+    ``circuit_failure_threshold`` (a busy endpoint is not a dead one)."""
 
 
 class RouterClassifierSettings(ClassifierSettings):

@@ -245,13 +245,20 @@ class TierClient:
                 request, timeout=self._resilience.health_check_timeout_seconds
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
+            code = exc.code()
+            if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
                 return  # no health service to ask: the call outcomes alone drive the breaker
-            serving = False
+            # UNAVAILABLE: nothing listens, or the channel's own health watch saw NOT_SERVING
+            # (the check cannot get through then): as good as NOT_SERVING. Anything else (a
+            # check timing out on a busy machine) is one failure towards the threshold.
+            serving: bool | None = False if code is grpc.StatusCode.UNAVAILABLE else None
         else:
             serving = reply.status == health_pb2.HealthCheckResponse.SERVING
         before = endpoint.breaker.state
-        endpoint.breaker.record_health(serving)
+        if serving is None:
+            endpoint.breaker.record_failure()
+        else:
+            endpoint.breaker.record_health(serving)
         if endpoint.breaker.state is not before:
             _log.info(
                 "endpoint health changed",

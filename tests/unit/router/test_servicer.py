@@ -577,3 +577,35 @@ async def _eventually_async(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still {value!r}, expected {expected!r}")
         await asyncio.sleep(0.05)
+
+
+async def test_a_health_check_timing_out_counts_as_one_failure(
+    make_router: Callable[..., Any],
+) -> None:
+    small = await start_fake("small")
+    # A listener that accepts connections and never answers: every check times out.
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        settings = router_settings(
+            {"small": [small.target], "large": [f"127.0.0.1:{port}"]},
+            resilience={
+                "health_check_interval_seconds": 0,
+                "health_check_timeout_seconds": 0.1,
+                "circuit_failure_threshold": 3,
+            },
+        )
+        app, stub = await make_router(settings)
+
+        async def healthy_large() -> int:
+            tiers = (await stub.ListTiers(rpb.ListTiersRequest(), timeout=5)).tiers
+            return int(tiers[1].healthy_endpoints)
+
+        for _ in range(2):
+            await app.tiers.check_health()
+            assert await healthy_large() == 1  # busy is not dead
+        await app.tiers.check_health()
+        assert await healthy_large() == 0
+    finally:
+        silent.close()
+        await small.server.stop(None)
