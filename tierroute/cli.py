@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tierroute.commands.ask",
     "tierroute.commands.models",
     "tierroute.commands.classifier",
+    "tierroute.commands.eval",
 )
 
 
