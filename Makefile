@@ -72,6 +72,13 @@ demo: $(STAMP)  ## run the platform on this CPU and replay a query mix through i
 dashboards: $(STAMP)  ## regenerate the Grafana dashboards in helm/tierroute/files/dashboards
 	$(BIN)/python -m observability.generate
 
+bench: $(STAMP) prepare  ## the benchmarks, side by side; JSON in .cache/bench (figures: docs/benchmarks.md)
+	mkdir -p .cache/bench
+	$(BIN)/python bench/router_decision.py --json .cache/bench/router_decision.json
+	$(BIN)/python bench/router_overhead.py --json .cache/bench/router_overhead.json
+	$(BIN)/python bench/model_svc_overhead.py --json .cache/bench/model_svc_overhead.json
+	$(BIN)/python bench/openai_overhead.py --json .cache/bench/openai_overhead.json
+
 test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared models)
 	$(BIN)/pytest tests/unit tests/contract -q
 
