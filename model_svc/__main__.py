@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from model_svc.server import serve
 
     asyncio.run(serve(settings))
+    # Everything is shut down. What is left is a heap of engine and tokenizer objects whose
+    # final garbage collection took 4-10 s here; freezing them makes the exit immediate.
+    gc.freeze()
     return 0
 
 

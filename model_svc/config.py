@@ -55,6 +55,9 @@ class EngineSettings(Section):
     """Tokens of the warm-up generation that must succeed before health turns SERVING."""
     health_interval_seconds: float = Field(default=1.0, gt=0)
     """How often the engine's liveness is checked."""
+    shutdown_timeout_seconds: float = Field(default=3.0, ge=0)
+    """After draining, how long the engine processes get to exit before they are killed
+    (the CPU worker never exits on its own and would otherwise hold shutdown for vLLM's 5 s)."""
 
 
 class PriceSettings(Section):

@@ -161,7 +161,7 @@ class VllmEngine:
             self._renderer.close()
             self._renderer = None
         if llm is not None:
-            await asyncio.to_thread(llm.shutdown)
+            await asyncio.to_thread(llm.shutdown, self._settings.shutdown_timeout_seconds)
 
 
 def _sampled_logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[float, ...]:

@@ -49,7 +49,7 @@ def small_tier() -> Iterator[ServiceProcess]:
         "TIERROUTE_LIMITS__MAX_TOKENS": "256",
         "VLLM_CACHE_ROOT": os.environ.get("VLLM_CACHE_ROOT", str(_ROOT / ".cache" / "vllm")),
     }
-    service = launch_module("model_svc", ["--tier", "small"], env=env, timeout_seconds=240)
+    service = launch_module("model_svc", ["--tier", "small"], env=env, timeout_seconds=420)
     yield service
     service.stop()
 
