@@ -5,7 +5,7 @@ tokens (before truncation), for each model (fp32, int8) and intra-op thread coun
 timed around ``RuleSet.evaluate`` + one :meth:`OnnxClassifier.score_batch` call (the work of
 one decision). The shipped configuration (int8, settings defaults) is also timed through the
 async :meth:`OnnxClassifier.score`, thread-pool hop included, and its throughput measured with
-1, 16 and 64 concurrent callers on 32-token prompts.
+1, 16 and 64 concurrent callers on 32-token prompts (also printed for ``batch_mode="padded"``).
 
     python bench/router_decision.py [--artifact-dir DIR] [--runs 500] [--json out.json]
 
@@ -82,16 +82,23 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def time_sync(decide: Callable[[str], object], prompts: Sequence[str], runs: int) -> list[float]:
-    """Milliseconds of ``runs`` decisions, cycling through ``prompts`` (after 20 warm-ups)."""
+def time_sync(
+    decide: Callable[[str], object], prompts: Sequence[str], runs: int
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of ``runs`` decisions, cycling through ``prompts``.
+
+    CPU time is the whole process's (every ONNX thread included); on a machine shared with
+    other work it shows what a decision costs when it has a core to itself.
+    """
     for text in itertools.islice(itertools.cycle(prompts), 20):
         decide(text)
-    samples = []
+    wall, cpu = [], []
     for text in itertools.islice(itertools.cycle(prompts), runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         decide(text)
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return samples
+        cpu.append((time.process_time() - started_cpu) * 1000.0)
+        wall.append((time.perf_counter() - started) * 1000.0)
+    return wall, cpu
 
 
 async def time_async(
@@ -146,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# router decision benchmark ({os.cpu_count()} CPUs, {args.runs} runs per cell)\n")
     print("| model | threads | " + " | ".join(f"{n} tok p50/p99/max ms" for n in args.lengths))
     print("|---|---|" + "---|" * len(args.lengths))
+    cpu_rows: list[str] = []
     for model_file, threads in itertools.product((MODEL_FILE, FP32_MODEL_FILE), (1, 2)):
         settings = ClassifierSettings(model_path=args.artifact_dir / model_file, threads=threads)
         classifier = OnnxClassifier.load(settings)
@@ -154,13 +162,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             rules.evaluate(text)
             return classifier.score_batch([text])
 
-        cells = []
+        cells, cpu_cells = [], []
         for n in args.lengths:
-            stats = percentiles(time_sync(decide, prompts[n], args.runs))
+            wall, cpu = time_sync(decide, prompts[n], args.runs)
+            stats = percentiles(wall)
             cells.append(f"{stats['p50']:.2f} / {stats['p99']:.2f} / {stats['max']:.1f}")
+            cpu_cells.append(f"{np.percentile(cpu, 50):.2f}")
         classifier.close()
         name = "int8" if model_file == MODEL_FILE else "fp32"
         print(f"| {name} | {threads} | " + " | ".join(cells), flush=True)
+        cpu_rows.append(f"| {name} | {threads} | " + " | ".join(cpu_cells))
+    print("\nCPU time per decision, p50 ms (all threads of the process):\n")
+    print("| model | threads | " + " | ".join(f"{n} tok" for n in args.lengths))
+    print("|---|---|" + "---|" * len(args.lengths))
+    print("\n".join(cpu_rows))
 
     shipped = OnnxClassifier.load(ClassifierSettings(model_path=args.artifact_dir / MODEL_FILE))
     result: dict[str, dict[str, float]] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
@@ -174,6 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     result["decisions_per_s"] = asyncio.run(shipped_run())
     shipped.close()
+    padded = OnnxClassifier.load(
+        ClassifierSettings(model_path=args.artifact_dir / MODEL_FILE, batch_mode="padded")
+    )
+
+    async def padded_run() -> dict[str, float]:
+        return {str(c): await throughput(padded, rules, short, c) for c in CONCURRENCY}
+
+    padded_rates = asyncio.run(padded_run())
+    padded.close()
     print("\nshipped configuration (int8, defaults, async score incl. thread hop):")
     for n in args.lengths:
         print(
@@ -182,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     rates = ", ".join(f"{c} callers {v:,.0f}/s" for c, v in result["decisions_per_s"].items())
     print(f"  throughput ({THROUGHPUT_TOKENS}-token prompts): {rates}")
+    rates = ", ".join(f"{c} callers {v:,.0f}/s" for c, v in padded_rates.items())
+    print(f"  same with batch_mode=padded: {rates}")
     print(f"  1-minute load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
