@@ -1,0 +1,54 @@
+"""Prompt rendering: chat template, no second BOS, long prompts off the event loop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from model_svc.engines.base import ChatTurn, PromptInput
+from model_svc.engines.prompts import PromptRenderer
+
+
+class RecordingTokenizer:
+    """One id per character; records the thread and the special-token flag of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bool]] = []
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        self.calls.append((threading.current_thread().name, add_special_tokens))
+        return ([1] if add_special_tokens else []) + [ord(c) for c in text]
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        assert kwargs == {"add_generation_prompt": True, "tokenize": False}
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def loader(made: list[RecordingTokenizer]) -> Callable[[], RecordingTokenizer]:
+    def load() -> RecordingTokenizer:
+        made.append(RecordingTokenizer())
+        return made[-1]
+
+    return load
+
+
+async def test_text_gets_special_tokens_and_chat_does_not() -> None:
+    tokenizers: list[RecordingTokenizer] = []
+    renderer = PromptRenderer(loader(tokenizers))
+    assert await renderer.render(PromptInput(text="ab")) == [1, 97, 98]
+    chat = PromptInput(chat=(ChatTurn("user", "hi"),))
+    assert await renderer.render(chat) == [ord(c) for c in "<user>hi<assistant>"]
+    assert [flag for _, flag in tokenizers[0].calls] == [True, False]
+    renderer.close()
+
+
+async def test_long_prompts_are_tokenized_on_the_worker_thread() -> None:
+    tokenizers: list[RecordingTokenizer] = []
+    renderer = PromptRenderer(loader(tokenizers), inline_max_chars=10)
+    await renderer.render(PromptInput(text="short"))
+    await renderer.render(PromptInput(text="x" * 11))
+    inline, background = tokenizers
+    assert [name for name, _ in inline.calls] == [threading.current_thread().name]
+    assert len(background.calls) == 1 and background.calls[0][0].startswith("tokenize")
+    renderer.close()
