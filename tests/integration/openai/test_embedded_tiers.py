@@ -11,34 +11,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import openai
 import pytest
 
-from tierroute.modelprep import CATALOG, default_cache_dir, is_prepared
-from tierroute.platform import LocalPlatform, PlatformOptions
+from tests.integration.conftest import PLATFORM_TEST_TIMEOUT_SECONDS
+from tierroute.platform import LocalPlatform
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 QUESTION = "What is the capital of France?"
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    for tier in ("small", "large"):
-        if not is_prepared(CATALOG[tier], default_cache_dir()):
-            pytest.fail(f"tier {tier!r} is not prepared: run `tierroute models prepare`")
-    options = PlatformOptions(
-        run_dir=tmp_path_factory.mktemp("openai-e2e"),
-        http_port=0,
-        router_overrides={"classifier": {"enabled": False}},
-    )
-    with LocalPlatform(options) as running:
-        running.start(lambda line: None)
-        yield running
-
-
-def test_real_tiers_through_the_openai_client_and_curl(platform: LocalPlatform) -> None:
+@pytest.mark.timeout(PLATFORM_TEST_TIMEOUT_SECONDS)
+def test_real_tiers_through_the_openai_client_and_curl(embedded_platform: LocalPlatform) -> None:
+    platform = embedded_platform
     assert platform.http_url is not None
     client = openai.OpenAI(base_url=f"{platform.http_url}/v1", api_key="demo", max_retries=0)
     with client:
