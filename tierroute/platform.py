@@ -26,6 +26,8 @@ import yaml
 from tierroute.launch import LaunchError, ServiceProcess, free_port
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
+LOCAL_CLASSIFIER_BUDGET_MS = 100.0
+
 
 @dataclass(frozen=True)
 class TierSpec:
@@ -110,8 +112,17 @@ class LocalPlatform:
         config: dict[str, object] = {
             "server": {"host": "127.0.0.1", "grace_seconds": 10},
             "tiers": tiers,
+            # Both cores run engines here, so the classifier waits for CPU; a production router
+            # has its own cores and keeps the 8 ms default budget.
+            "policy": {"classifier_timeout_ms": LOCAL_CLASSIFIER_BUDGET_MS},
         }
-        config.update(self._options.router_overrides)
+        for key, value in self._options.router_overrides.items():
+            section = config.get(key)
+            # Sections merge key by key, so an override of one policy field keeps the others.
+            if isinstance(section, dict) and isinstance(value, dict):
+                config[key] = {**section, **value}
+            else:
+                config[key] = value
         return config
 
     def _start_http(self, log: Callable[[str], None]) -> None:

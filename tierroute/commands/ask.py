@@ -56,8 +56,9 @@ async def _ask(
     from tierroute.client import Escalation, FinishedEvent, RoutedEvent, Router, TextEvent
 
     async with Router(args.router, api_key=api_key, timeout=args.timeout) as router:
+        # Sent as a chat turn: each tier renders it with its own chat template.
         stream = router.generate(
-            prompt, max_tokens=args.max_tokens, fallback_mode=args.mode, tier=args.tier
+            [("user", prompt)], max_tokens=args.max_tokens, fallback_mode=args.mode, tier=args.tier
         )
         async for event in stream:
             if isinstance(event, RoutedEvent):

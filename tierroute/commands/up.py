@@ -133,8 +133,9 @@ async def _replay(address: str, args: argparse.Namespace) -> list[DemoRow]:
         for number, query in enumerate(queries, 1):
             started = time.monotonic()
             try:
+                # A chat turn, so each tier applies its own chat template.
                 result = await router.complete(
-                    query["prompt"], max_tokens=args.max_tokens, fallback_mode=args.mode
+                    [("user", query["prompt"])], max_tokens=args.max_tokens, fallback_mode=args.mode
                 )
             except RouterError as exc:
                 row = DemoRow(
