@@ -32,14 +32,17 @@ from router_svc.classifier import (
 )
 from tierroute.classifier_training import calibrate as calib
 from tierroute.classifier_training.dataset import DEFAULT_FRACTIONS, DEFAULT_MARGIN, DEFAULT_SEED
+from tierroute.classifier_training.defaults import (
+    DEFAULT_HEAD_TOKENS,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TARGET_QUALITY,
+)
 from tierroute.classifier_training.features import file_sha256
 from tierroute.classifier_training.train import DEFAULT_C_GRID
 
 Log = Callable[[str], None]
 CARD_FORMAT = "tierroute-classifier-card/1"
-DEFAULT_MAX_TOKENS = 64
-DEFAULT_HEAD_TOKENS = 16
-DEFAULT_TARGET = calib.Target("quality", 0.95)
+DEFAULT_TARGET = calib.Target("quality", DEFAULT_TARGET_QUALITY)
 _VERSIONED = ("numpy", "onnx", "onnxruntime", "tokenizers", "scikit-learn", "torch")
 
 

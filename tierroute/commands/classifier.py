@@ -13,7 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TARGET_QUALITY = 0.95
+from tierroute.classifier_training.defaults import (
+    DEFAULT_HEAD_TOKENS,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TARGET_QUALITY,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -60,8 +64,18 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="routing data (default: data/routellm)"
     )
-    parser.add_argument("--max-tokens", type=int, default=64, help="truncation budget (tokens)")
-    parser.add_argument("--head-tokens", type=int, default=16, help="tokens kept from the start")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"truncation budget in tokens (default {DEFAULT_MAX_TOKENS})",
+    )
+    parser.add_argument(
+        "--head-tokens",
+        type=int,
+        default=DEFAULT_HEAD_TOKENS,
+        help=f"tokens kept from the start (default {DEFAULT_HEAD_TOKENS})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument(
         "--margin", type=float, default=0.1, help="label: weak >= strong - margin (scores 0..1)"
