@@ -91,7 +91,7 @@ def _design(stats: dict[str, Array], prior_tokens: float, prior_logprob: float) 
 def _fit_logistic(x: Array, y: npt.NDArray[np.bool_]) -> tuple[float, Array]:
     """Bias and non-negative weights of a logistic regression (L-BFGS-B, small L2)."""
     # scipy ships no type stubs; it comes with scikit-learn (the "train" extra).
-    from scipy.optimize import minimize  # type: ignore[import-untyped]
+    from scipy.optimize import minimize
 
     target = y.astype(np.float64)
 
