@@ -90,7 +90,8 @@ class ClassifierSettings(Section):
     """Tokens kept from the start of a long prompt; the rest of the budget is kept from its end.
     ``None`` takes the card's."""
     threads: int = Field(default=1, ge=1, le=64)
-    """Intra-op threads per session run; 1 holds its latency on a busy machine."""
+    """Intra-op threads per session run; 1 spends the least CPU per decision (parallelism
+    comes from ``workers``)."""
     workers: int = Field(default=2, ge=1, le=64)
     """Session runs in flight at once (size of the bounded thread pool)."""
     max_batch: int = Field(default=32, ge=1, le=1024)
