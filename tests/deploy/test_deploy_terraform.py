@@ -23,6 +23,10 @@ from tests.deploy.helpers import CHART, TERRAFORM, DeployTools, render
 
 REQUIRED_TAGS = {"Project", "Environment", "Owner", "CostCenter", "ManagedBy"}
 ROOTS = ("envs/dev", "envs/prod", "bootstrap")
+MODULES = ("network", "eks", "model_store", "registry", "platform", "stack")
+# What the environment roots hold: only what Terraform requires per root, besides the one call
+# of modules/stack.
+ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf")
 # GPUs of the H100 instance types the node groups may use.
 GPUS_PER_INSTANCE = {"p5.4xlarge": 1, "p5.48xlarge": 8, "p5e.48xlarge": 8, "p5en.48xlarge": 8}
 
@@ -61,8 +65,9 @@ def resources(hcl: Parsed, resource_type: str) -> list[tuple[str, str, dict[str,
 
 
 def tfvars(hcl: Parsed, environment: str) -> dict[str, Any]:
-    """An environment's terraform.tfvars."""
-    return hcl[f"envs/{environment}/terraform.tfvars"]
+    """An environment's terraform.tfvars, flat: the root's own values and those of `stack`."""
+    values = hcl[f"envs/{environment}/terraform.tfvars"]
+    return {**{k: v for k, v in values.items() if k != "stack"}, **values["stack"]}
 
 
 # --- formatting and parsing -------------------------------------------------------------------
@@ -99,11 +104,14 @@ def test_every_file_parses(hcl: Parsed) -> None:
 
 
 def test_layout_has_the_modules_and_environments() -> None:
-    for directory in ("network", "eks", "model_store", "registry", "platform"):
+    for directory in MODULES:
         for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
             assert (TERRAFORM / "modules" / directory / name).is_file(), f"{directory}/{name}"
     for root in ROOTS:
         assert (TERRAFORM / root / "versions.tf").is_file()
+    for environment in ("dev", "prod"):
+        names = {p.name for p in (TERRAFORM / "envs" / environment).iterdir()}
+        assert names == {*ROOT_FILES, "terraform.tfvars"}, environment
 
 
 def test_variables_and_outputs_are_documented(hcl: Parsed) -> None:
@@ -120,7 +128,10 @@ def test_variables_and_outputs_are_documented(hcl: Parsed) -> None:
 def test_terraform_and_providers_are_pinned(hcl: Parsed) -> None:
     settings = blocks(hcl, "terraform")
     directories = {str(Path(path).parent) for path, _, _ in settings}
-    assert directories >= {*ROOTS, *(f"modules/{m}" for m in ("network", "eks", "platform"))}
+    assert directories >= {
+        *ROOTS,
+        *(f"modules/{m}" for m in ("network", "eks", "platform", "stack")),
+    }
     for path, content in hcl.items():
         for block in content.get("terraform", []):
             assert block["required_version"].startswith(">="), path
@@ -155,12 +166,19 @@ def test_required_tags_on_every_root(hcl: Parsed) -> None:
         ]
         assert set(locals_["tags"]) >= REQUIRED_TAGS, root
     # Modules take tags and put them on what they create.
-    for module in ("network", "eks", "model_store", "registry"):
+    for module in ("network", "eks", "model_store", "registry", "stack"):
         names = [name for _, name, _ in blocks(hcl, "variable", f"modules/{module}/")]
         assert "tags" in names, module
+    # The roots hand their tags (the provider's default_tags) to the stack, which passes them on
+    # and refuses a set lacking a required tag.
     for path, name, body in blocks(hcl, "module", "envs/"):
+        assert body["tags"] == "${local.tags}", f"{path}: module {name}"
+    for path, name, body in blocks(hcl, "module", "modules/stack/"):
         if name != "platform":
-            assert body["tags"] == "${local.tags}", f"{path}: module {name}"
+            assert body["tags"] == "${var.tags}", f"{path}: module {name}"
+    (tags,) = [b for _, name, b in blocks(hcl, "variable", "modules/stack/") if name == "tags"]
+    (validation,) = tags["validation"]
+    assert all(f'"{tag}"' in validation["condition"] for tag in REQUIRED_TAGS)
 
 
 def test_encryption_is_on_everywhere(hcl: Parsed) -> None:
@@ -169,7 +187,7 @@ def test_encryption_is_on_everywhere(hcl: Parsed) -> None:
     assert encryption["resources"] == ["secrets"]
     assert encryption["provider"][0]["key_arn"] == "${aws_kms_key.secrets.arn}"
     keys = resources(hcl, "aws_kms_key")
-    assert len(keys) >= 4
+    assert {name for _, name, _ in keys} == {"platform", "secrets", "state"}
     assert all(body["enable_key_rotation"] is True for _, _, body in keys)
     groups = resources(hcl, "aws_cloudwatch_log_group")
     assert len(groups) == 2
@@ -217,14 +235,39 @@ def test_cluster_has_irsa_and_network_policy_enforcement(hcl: Parsed) -> None:
     assert cluster[2]["vpc_config"][0]["endpoint_private_access"] is True
 
 
-def test_environments_share_the_modules(hcl: Parsed) -> None:
+def test_environments_share_the_stack(hcl: Parsed) -> None:
     dev, prod = TERRAFORM / "envs" / "dev", TERRAFORM / "envs" / "prod"
     assert sorted(p.name for p in dev.iterdir()) == sorted(p.name for p in prod.iterdir())
-    for name in ("main.tf", "variables.tf", "providers.tf", "kms.tf", "outputs.tf"):
-        assert (dev / name).read_text() == (prod / name).read_text(), name
-    modules = {name: body["source"] for _, name, body in blocks(hcl, "module", "envs/dev/")}
-    assert set(modules) == {"network", "eks", "model_store", "registry", "platform"}
-    assert all(source.startswith("../../modules/") for source in modules.values())
+    for name in ROOT_FILES:
+        if name != "versions.tf":
+            assert (dev / name).read_text() == (prod / name).read_text(), name
+    # versions.tf differs in the state key only.
+    dev_versions = (dev / "versions.tf").read_text()
+    assert (
+        dev_versions.replace("tierroute/dev/", "tierroute/prod/")
+        == (prod / "versions.tf").read_text()
+    )
+    # Each root calls modules/stack once, and the stack composes the five modules.
+    for environment in ("dev", "prod"):
+        modules = blocks(hcl, "module", f"envs/{environment}/")
+        assert [(name, body["source"]) for _, name, body in modules] == [
+            ("stack", "../../modules/stack")
+        ]
+    composed = {name: body["source"] for _, name, body in blocks(hcl, "module", "modules/stack/")}
+    assert composed == {
+        m: f"../{m}" for m in ("network", "eks", "model_store", "registry", "platform")
+    }
+    assert [p for p, _, _ in resources(hcl, "aws_kms_key") if "envs/" in p] == []
+    # The root passes every input of the stack; the stack's part of terraform.tfvars is passed
+    # attribute by attribute, so the tfvars of both environments set exactly those attributes.
+    (call,) = [body for _, _, body in blocks(hcl, "module", "envs/dev/")]
+    inputs = {name for _, name, _ in blocks(hcl, "variable", "modules/stack/")}
+    assert set(call) - {"source"} == inputs
+    from_stack = {k for k, v in call.items() if str(v).startswith("${var.stack.")}
+    assert len(from_stack) == len(inputs) - 3  # all but environment, region and tags
+    assert all(call[k] == f"${{var.stack.{k}}}" for k in from_stack)
+    for environment in ("dev", "prod"):
+        assert set(hcl[f"envs/{environment}/terraform.tfvars"]["stack"]) == from_stack, environment
     # ...and differ in size.
     dev_vars, prod_vars = tfvars(hcl, "dev"), tfvars(hcl, "prod")
     assert len(prod_vars["availability_zones"]) > len(dev_vars["availability_zones"])
@@ -283,13 +326,10 @@ def test_model_reader_role_trusts_the_charts_service_account(
     ]
     (account,) = accounts
     subject = f"{account['metadata']['namespace']}/{account['metadata']['name']}"
-    for environment in ("dev", "prod"):
-        (store,) = [
-            b
-            for _, name, b in blocks(hcl, "module", f"envs/{environment}/")
-            if name == "model_store"
-        ]
-        assert store["service_account"] == subject
+    (store,) = [
+        b for _, name, b in blocks(hcl, "module", "modules/stack/") if name == "model_store"
+    ]
+    assert store["service_account"] == subject
     (platform_namespace,) = [
         b["default"]
         for _, name, b in blocks(hcl, "variable", "modules/platform/")

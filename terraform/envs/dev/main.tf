@@ -1,9 +1,8 @@
-# One tierroute environment on EKS: network, cluster with a CPU and GPU node groups, model
-# bucket, image registry, then the monitoring stack, the GPU operator and the chart. dev and
-# prod use these same modules; they differ in terraform.tfvars only.
+# The dev or prod root: the whole environment is modules/stack; this file only names the tags the
+# aws provider and the stack share. dev and prod have identical roots apart from the state key in
+# versions.tf; they differ in terraform.tfvars only.
 
 locals {
-  name = "tierroute-${var.environment}"
   tags = {
     Project     = "tierroute"
     Environment = var.environment
@@ -13,63 +12,22 @@ locals {
   }
 }
 
-module "network" {
-  source = "../../modules/network"
+module "stack" {
+  source = "../../modules/stack"
 
-  name                    = local.name
-  cluster_name            = local.name
-  cidr_block              = var.vpc_cidr
-  availability_zones      = var.availability_zones
-  single_nat_gateway      = var.single_nat_gateway
-  kms_key_arn             = aws_kms_key.platform.arn
-  flow_log_retention_days = var.log_retention_days
-  tags                    = local.tags
-}
-
-module "eks" {
-  source = "../../modules/eks"
-
-  name                   = local.name
-  kubernetes_version     = var.kubernetes_version
-  vpc_id                 = module.network.vpc_id
-  subnet_ids             = module.network.private_subnet_ids
-  endpoint_public_access = var.endpoint_public_access
-  public_access_cidrs    = var.public_access_cidrs
-  admin_principal_arns   = var.admin_principal_arns
-  node_groups            = var.node_groups
-  log_kms_key_arn        = aws_kms_key.platform.arn
-  log_retention_days     = var.log_retention_days
+  environment            = var.environment
+  region                 = var.region
   tags                   = local.tags
-}
-
-module "model_store" {
-  source = "../../modules/model_store"
-
-  name              = local.name
-  bucket_name       = "${local.name}-models-${data.aws_caller_identity.current.account_id}"
-  kms_key_arn       = aws_kms_key.platform.arn
-  oidc_provider_arn = module.eks.oidc_provider_arn
-  oidc_issuer       = module.eks.oidc_issuer
-  service_account   = "tierroute/tierroute-model"
-  tags              = local.tags
-}
-
-module "registry" {
-  source = "../../modules/registry"
-
-  kms_key_arn = aws_kms_key.platform.arn
-  tags        = local.tags
-}
-
-module "platform" {
-  source = "../../modules/platform"
-
-  environment           = var.environment
-  image_registry        = var.image_registry != "" ? var.image_registry : module.registry.registry
-  image_tag             = var.image_tag
-  model_store_uri       = module.model_store.bucket_uri
-  model_reader_role_arn = module.model_store.reader_role_arn
-  tierroute_values      = var.tierroute_values
-
-  depends_on = [module.eks]
+  availability_zones     = var.stack.availability_zones
+  vpc_cidr               = var.stack.vpc_cidr
+  single_nat_gateway     = var.stack.single_nat_gateway
+  kubernetes_version     = var.stack.kubernetes_version
+  endpoint_public_access = var.stack.endpoint_public_access
+  public_access_cidrs    = var.stack.public_access_cidrs
+  admin_principal_arns   = var.stack.admin_principal_arns
+  node_groups            = var.stack.node_groups
+  image_registry         = var.stack.image_registry
+  image_tag              = var.stack.image_tag
+  tierroute_values       = var.stack.tierroute_values
+  log_retention_days     = var.stack.log_retention_days
 }

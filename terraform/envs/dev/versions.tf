@@ -14,14 +14,6 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = "~> 2.36"
     }
-    tls = {
-      source  = "hashicorp/tls"
-      version = "~> 4.0"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = "~> 3.6"
-    }
   }
 
   # State in the S3 bucket made by terraform/bootstrap: encrypted with its KMS key, locked with

@@ -10,24 +10,24 @@ provider "aws" {
 # Both Kubernetes-facing providers authenticate with a short-lived token from the AWS CLI, so no
 # credential is written to the state.
 provider "kubernetes" {
-  host                   = module.eks.cluster_endpoint
-  cluster_ca_certificate = base64decode(module.eks.cluster_certificate_authority_data)
+  host                   = module.stack.cluster_endpoint
+  cluster_ca_certificate = base64decode(module.stack.cluster_certificate_authority_data)
 
   exec {
     api_version = "client.authentication.k8s.io/v1beta1"
     command     = "aws"
-    args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+    args        = ["eks", "get-token", "--cluster-name", module.stack.cluster_name, "--region", var.region]
   }
 }
 
 provider "helm" {
   kubernetes = {
-    host                   = module.eks.cluster_endpoint
-    cluster_ca_certificate = base64decode(module.eks.cluster_certificate_authority_data)
+    host                   = module.stack.cluster_endpoint
+    cluster_ca_certificate = base64decode(module.stack.cluster_certificate_authority_data)
     exec = {
       api_version = "client.authentication.k8s.io/v1beta1"
       command     = "aws"
-      args        = ["eks", "get-token", "--cluster-name", module.eks.cluster_name, "--region", var.region]
+      args        = ["eks", "get-token", "--cluster-name", module.stack.cluster_name, "--region", var.region]
     }
   }
 }
