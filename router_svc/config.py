@@ -1,4 +1,4 @@
-"""The router's settings: tiers (cheapest first), policy, classifier, rules, limits, resilience.
+"""The router's settings: tiers (cheapest first), policy, classifier, rules, limits, auth...
 
 Loaded once at start-up with :meth:`RouterSettings.load` (YAML file, ``TIERROUTE_*`` environment
 variables, overrides) and validated there, so a bad configuration fails before serving.
@@ -11,6 +11,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from router_svc.auth import AuthSettings
 from router_svc.cascade import FallbackModeName
 from router_svc.classifier import ClassifierSettings
 from router_svc.rules import RulesSettings
@@ -130,6 +131,8 @@ class RouterSettings(Settings):
     limits: LimitsSettings = LimitsSettings()
     resilience: ResilienceSettings = ResilienceSettings()
     shadow: ShadowSettings = ShadowSettings()
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    """API keys of RouterService callers (off by default)."""
 
     @model_validator(mode="after")
     def _check_tiers(self) -> Self:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import CollectorRegistry
 
+from router_svc.auth import TenantGate, load_keys
 from router_svc.classifier import Classifier, OnnxClassifier
 from router_svc.config import RouterSettings
 from router_svc.costs import Prices
@@ -41,6 +42,8 @@ class RouterApp:
     metrics: RouterMetrics
     registry: CollectorRegistry
     shadow: ShadowSampler
+    gate: TenantGate | None = None
+    """API keys and per-tenant limits (``auth.enabled``), else None."""
 
     @property
     def port(self) -> int:
@@ -113,7 +116,12 @@ def build_router(
     prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
     ledger = CostLedger(metrics, prices, names[-1], settings.logging.log_prompts)
     shadow = ShadowSampler(settings.shadow, metrics, names[-1], prices[names[-1]])
-    servicer = RouterServicer(settings, policy, tiers, ledger, metrics, shadow)
+    gate = None
+    if settings.auth.enabled:
+        keys = load_keys(settings.auth)
+        gate = TenantGate(keys, retry_after_seconds=settings.limits.retry_after_seconds)
+        _log.info("api keys loaded", keys=len(keys), tenants=sorted({k.tenant for k in keys}))
+    servicer = RouterServicer(settings, policy, tiers, ledger, metrics, shadow, gate)
     binding = ServiceBinding(
         SERVICE_NAME,
         lambda server: router_service_pb2_grpc.add_RouterServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -128,5 +136,6 @@ def build_router(
         threshold=threshold,
         fallback_mode=settings.policy.fallback_mode.value,
         fallback_threshold=settings.policy.fallback_threshold,
+        auth=settings.auth.enabled,
     )
-    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry, shadow)
+    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry, shadow, gate)

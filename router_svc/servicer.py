@@ -18,6 +18,7 @@ import grpc
 import structlog
 
 from router_svc import requests
+from router_svc.auth import Tenant, TenantGate
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
 from router_svc.costs import token_cost
@@ -31,6 +32,7 @@ from tierroute.status import REQUEST_ID_KEY
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
 TENANT_KEY = "x-tenant"
+AUTHORIZATION_KEY = "authorization"
 _CAUSES = {
     "low_confidence": router_service_pb2.ESCALATION_CAUSE_LOW_CONFIDENCE,
     "early_window": router_service_pb2.ESCALATION_CAUSE_EARLY_WINDOW,
@@ -70,8 +72,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         ledger: CostLedger,
         metrics: RouterMetrics,
         shadow: ShadowSampler | None = None,
+        gate: TenantGate | None = None,
     ) -> None:
         self._settings = settings
+        self._gate = gate
         self._shadow = shadow
         self._names = settings.tier_names
         self._policy = policy
@@ -84,6 +88,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: router_service_pb2.RouteRequest, context: Context
     ) -> router_service_pb2.RouteResponse:
         """Decide the tier of a prompt without generating."""
+        tenant = self._authenticate(context, "Route")
+        if tenant is not None:
+            tenant.check_options(request.options.tier_hint, streaming=False)
+            self._admit(tenant)
         requests.validate_prompt(request.prompt, request.HasField("prompt"), self._settings.limits)
         requests.validate_options(request.options)
         decision = await self._decide(request.prompt, request.options)
@@ -93,6 +101,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: router_service_pb2.ListTiersRequest, context: Context
     ) -> router_service_pb2.ListTiersResponse:
         """The configured tiers, cheapest first, with prices and endpoint health."""
+        self._authenticate(context, "ListTiers")
         infos = []
         for tier in self._settings.tiers:
             client = self._tiers[tier.name]
@@ -129,7 +138,16 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         if self._settings.logging.log_prompts:
             run.prompt_text = requests.routing_text(request.prompt)
         admitted = False
+        tenant: Tenant | None = None
         try:
+            tenant = self._authenticate(context, "Generate")
+            if tenant is not None:
+                run.tenant = tenant.name
+                streaming = (
+                    request.options.fallback_mode == router_service_pb2.FALLBACK_MODE_STREAMING
+                )
+                tenant.check_options(request.options.tier_hint, streaming)
+                self._admit(tenant)
             limits = self._settings.limits
             prompt_bytes = requests.validate_generate(request, limits)
             if self._active >= limits.max_concurrent_streams:
@@ -137,6 +155,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     f"{self._active} streams in flight (limit {limits.max_concurrent_streams})",
                     retry_after_seconds=limits.retry_after_seconds,
                 )
+            if tenant is not None:
+                assert self._gate is not None
+                self._gate.open_stream(tenant)
             admitted = True
             self._active += 1
             self._metrics.active_streams.inc()
@@ -161,6 +182,26 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if admitted:
                 self._active -= 1
                 self._metrics.active_streams.dec()
+                if tenant is not None:
+                    assert self._gate is not None
+                    self._gate.close_stream(tenant)
+
+    def _authenticate(self, context: Context, method: str) -> Tenant | None:
+        """The caller's tenant when keys are required (bound to the log context), else None."""
+        if self._gate is None or method in self._settings.auth.open_methods:
+            return None
+        header = None
+        for name, value in context.invocation_metadata() or ():
+            if name == AUTHORIZATION_KEY and isinstance(value, str):
+                header = value
+        tenant = self._gate.authenticate(header)
+        structlog.contextvars.bind_contextvars(tenant=tenant.name)
+        return tenant
+
+    def _admit(self, tenant: Tenant) -> None:
+        """Take one request from the tenant's rate limit (RESOURCE_EXHAUSTED when over it)."""
+        assert self._gate is not None
+        self._gate.admit(tenant)
 
     async def _send_metadata(self, run: _Run, context: Context) -> None:
         run.metadata_sent = True
