@@ -39,7 +39,8 @@ class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
     ) -> AsyncIterator[R.RouterServiceGenerateResponse]:
         self.calls += 1
         self.metadata.append({k: v for k, v in context.invocation_metadata()})
-        text = request.prompt.text
+        chat = request.prompt.chat.messages
+        text = request.prompt.text or (chat[-1].content if chat else "")
         if text == "flaky" and self.calls == 1:
             raise UnavailableError("tier restarting")
         yield R.RouterServiceGenerateResponse(
