@@ -7,7 +7,7 @@ the baseline, cost per request and token volume, and the separately counted shad
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import stat, timeseries
+from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import dashboard
 
 from observability.panels import (
@@ -18,6 +18,7 @@ from observability.panels import (
     label_variable,
     query,
     stacked,
+    stat_panel,
     table_legend,
     threshold_line,
     thresholds,
@@ -27,22 +28,12 @@ UID = "tierroute-cost"
 TITLE = "tierroute / Cost & savings"
 
 
-def _stat(title: str, description: str, expr: str, unit: str) -> stat.Panel:
-    return (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .with_target(query(expr, "{{namespace}}", instant=True))
-    )
-
-
 def build() -> dashboard.Dashboard:
     """The Cost & savings dashboard model."""
     layout = Layout()
 
     layout.row("Savings at a glance")
-    savings = _stat(
+    savings = stat_panel(
         "Savings (last hour)",
         "1 - spend / baseline over the last hour: the share of the all-large cost that routing "
         "saved. Escalated requests count both tiers.",
@@ -68,9 +59,9 @@ def build() -> dashboard.Dashboard:
         ),
     ]
     for title, description, record in projections:
-        layout.add(_stat(title, description, f"{record}{{{NS}}}", "currencyUSD"), 4, 5)
+        layout.add(stat_panel(title, description, f"{record}{{{NS}}}", "currencyUSD"), 4, 5)
     layout.add(
-        _stat(
+        stat_panel(
             "Spend in range",
             "Total spend over the dashboard's time range, wasted tokens included.",
             f"sum(increase(tierroute_router_cost_usd_total{{{NS}}}[$__range]))",
@@ -80,7 +71,7 @@ def build() -> dashboard.Dashboard:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "All-large cost in range",
             "What the requests of the time range would have cost on the largest tier alone.",
             f"sum(increase(tierroute_router_baseline_cost_usd_total{{{NS}}}[$__range]))",

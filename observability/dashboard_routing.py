@@ -7,7 +7,7 @@ distribution with the shadow-sample agreement.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, timeseries
+from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, timeseries
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard
 
@@ -20,6 +20,7 @@ from observability.panels import (
     quantile_queries,
     query,
     stacked,
+    stat_panel,
     table_legend,
     threshold_line,
     thresholds,
@@ -29,20 +30,10 @@ UID = "tierroute-routing"
 TITLE = "tierroute / Routing"
 
 
-def _stat(title: str, description: str, expr: str, unit: str) -> stat.Panel:
-    return (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .with_target(query(expr, "{{namespace}}", instant=True))
-    )
-
-
 def _headline(layout: Layout) -> None:
     layout.row("At a glance (last 5 minutes)")
     layout.add(
-        _stat(
+        stat_panel(
             "Requests per second",
             "Finished router requests of any status.",
             f"namespace:tierroute_router_requests:rate5m{{{NS}}}",
@@ -52,7 +43,7 @@ def _headline(layout: Layout) -> None:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "Strong share",
             'Share of successful requests served by the strong tier (named "large").',
             f"namespace:tierroute_router_strong_share:rate5m{{{NS}}}",
@@ -62,7 +53,7 @@ def _headline(layout: Layout) -> None:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "Escalation ratio",
             "Escalations per request; the expected band ends at 30%.",
             f"namespace:tierroute_router_escalation_ratio:rate5m{{{NS}}}",
@@ -72,7 +63,7 @@ def _headline(layout: Layout) -> None:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "Decision p50",
             "Median time to decide a tier (rules and classifier).",
             f"namespace:tierroute_router_decision_latency_seconds:p50_rate5m{{{NS}}}",
@@ -82,7 +73,7 @@ def _headline(layout: Layout) -> None:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "Decision p99",
             "99th percentile decision time; budget 10 ms.",
             f"namespace:tierroute_router_decision_latency_seconds:p99_rate5m{{{NS}}}",
@@ -92,7 +83,7 @@ def _headline(layout: Layout) -> None:
         5,
     )
     layout.add(
-        _stat(
+        stat_panel(
             "Error ratio",
             "Server-side failures per request (caller errors excluded); SLO at most 1%.",
             f"namespace:tierroute_router_error_ratio:rate5m{{{NS}}}",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.builders import prometheus, stat
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard
 from grafana_foundation_sdk.models import prometheus as prometheus_models
@@ -186,3 +186,14 @@ def finish(
     )
     model.panels = list(layout.panels)
     return model
+
+
+def stat_panel(title: str, description: str, expr: str, unit: str) -> stat.Panel:
+    """A single-value panel of an instant query, one value per namespace."""
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .with_target(query(expr, "{{namespace}}", instant=True))
+    )
