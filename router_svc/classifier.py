@@ -30,7 +30,6 @@ import concurrent.futures
 import contextlib
 import functools
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +43,8 @@ from tokenizers import Tokenizer
 
 from tierroute.config import Section
 from tierroute.errors import OverloadedError, UnavailableError
+from tierroute.paths import default_cache_dir
 
-CACHE_DIR_ENV = "TIERROUTE_CACHE_DIR"
 ARTIFACT_SUBDIR = "classifier"
 MODEL_FILE = "router.int8.onnx"
 FP32_MODEL_FILE = "router.onnx"
@@ -65,14 +64,7 @@ IntArray = npt.NDArray[np.int64]
 
 def default_artifact_dir() -> Path:
     """``$TIERROUTE_CACHE_DIR/classifier``, else ``<repository>/.cache/tierroute/classifier``."""
-    # The one cache-directory lookup of the serving side; settings override it with model_path.
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser() / ARTIFACT_SUBDIR
-    root = Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").is_file():
-        return root / ".cache" / "tierroute" / ARTIFACT_SUBDIR
-    return Path.home() / ".cache" / "tierroute" / ARTIFACT_SUBDIR
+    return default_cache_dir() / ARTIFACT_SUBDIR
 
 
 class ClassifierSettings(Section):

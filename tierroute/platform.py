@@ -10,7 +10,6 @@ started, router first, so no request is cut by a tier going away under it.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import urllib.error
 import urllib.request
@@ -177,8 +176,3 @@ def _wait_http(process: ServiceProcess, url: str, timeout_seconds: float) -> Non
         except OSError:
             time.sleep(0.2)
     raise LaunchError(f"the HTTP endpoint did not answer on {url} in {timeout_seconds:.0f} s")
-
-
-def cache_dir() -> Path:
-    """``$TIERROUTE_CACHE_DIR`` or ``.cache/tierroute`` under the current directory."""
-    return Path(os.environ.get("TIERROUTE_CACHE_DIR") or Path.cwd() / ".cache" / "tierroute")

@@ -57,11 +57,12 @@ def _prepare() -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the platform; replay the demo or wait for Ctrl-C; always stop what was started."""
     from tierroute.launch import LaunchError
-    from tierroute.platform import LocalPlatform, PlatformOptions, cache_dir
+    from tierroute.paths import default_cache_dir
+    from tierroute.platform import LocalPlatform, PlatformOptions
 
     if not args.no_prepare:
         _prepare()
-    run_dir = cache_dir() / "run"
+    run_dir = default_cache_dir() / "run"
     options = PlatformOptions(
         run_dir=run_dir,
         router_port=args.router_port,

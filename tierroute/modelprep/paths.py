@@ -1,30 +1,18 @@
 """Where prepared models live: ``$TIERROUTE_CACHE_DIR/models/<folder>``.
 
-The cache directory is the one piece of configuration shared by the offline tools and the
-services; it is read here, once, so nothing else needs to look at the environment for it.
+The cache directory itself comes from :mod:`tierroute.paths`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
-CACHE_DIR_ENV = "TIERROUTE_CACHE_DIR"
+from tierroute.paths import CACHE_DIR_ENV, default_cache_dir
+
+__all__ = ["CACHE_DIR_ENV", "MARKER_FILE", "default_cache_dir", "downloads_dir", "models_dir"]
+
 MARKER_FILE = "tierroute-model.json"
 """Written last into a prepared folder; its presence means the folder is complete."""
-
-
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$TIERROUTE_CACHE_DIR``, else ``<repository>/.cache/tierroute`` (or the user cache)."""
-    env = os.environ if environ is None else environ
-    if env.get(CACHE_DIR_ENV):
-        return Path(env[CACHE_DIR_ENV]).expanduser()
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file():
-        return root / ".cache" / "tierroute"
-    # An installed (non-editable) package has no repository around it.
-    return Path.home() / ".cache" / "tierroute"
 
 
 def models_dir(cache_dir: Path) -> Path:
