@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tierroute.config import ServerSettings
+from tierroute.launch import free_port
 from tierroute.server import ServerBootstrap
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 
@@ -33,12 +33,6 @@ async def server() -> AsyncIterator[ServerBootstrap]:
     await bootstrap.set_serving(True)
     yield bootstrap
     await bootstrap.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_serves_generate_and_health(server: ServerBootstrap) -> None:
@@ -101,7 +95,7 @@ async def test_health_turns_not_serving_when_shutdown_starts() -> None:
 
 
 def test_sigterm_drains_an_in_flight_stream() -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(_ROOT)}
     script = Path(__file__).with_name("echo_server.py")
     child = subprocess.Popen(
