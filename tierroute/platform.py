@@ -13,7 +13,7 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ import grpc
 import yaml
 
 from tierroute.launch import LaunchError, ServiceProcess, free_port
+from tierroute.paths import default_cache_dir
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
 LOCAL_CLASSIFIER_BUDGET_MS = 100.0
@@ -30,10 +31,54 @@ LOCAL_CLASSIFIER_BUDGET_MS = 100.0
 
 @dataclass(frozen=True)
 class TierSpec:
-    """One embedded tier to start: its name and the CPU core its engine is bound to."""
+    """One embedded tier to start: its name, the CPU core its engine is bound to, its model."""
 
     name: str
     cpu_bind: str
+    model: str | None = None
+    """Key of the prepared model in :data:`tierroute.modelprep.catalog.CATALOG`; ``None``: the
+    model service's own default for the tier's name."""
+    prices: tuple[float, float] | None = None
+    """USD per 1M input and output tokens; ``None``: the model service's seed price."""
+
+    def env(self, cache_dir: Path) -> dict[str, str]:
+        """Environment of this tier's ``model_svc`` process."""
+        from tierroute.modelprep.catalog import CATALOG
+        from tierroute.modelprep.paths import models_dir
+
+        env = {"TIERROUTE_ENGINE__CPU_THREADS_BIND": self.cpu_bind}
+        if self.model is not None:
+            env["TIERROUTE_ENGINE__MODEL"] = str(models_dir(cache_dir) / CATALOG[self.model].folder)
+        if self.prices is not None:
+            env["TIERROUTE_PRICES__INPUT_USD_PER_MTOK"] = repr(self.prices[0])
+            env["TIERROUTE_PRICES__OUTPUT_USD_PER_MTOK"] = repr(self.prices[1])
+        return env
+
+
+PARAMETER_PRICED_LARGE = (0.50, 1.50)
+"""Prices of the 1.5B tier of the ``code3`` preset; the others scale with parameter count."""
+
+
+def _parameter_priced(parameters_m: float) -> tuple[float, float]:
+    scale = parameters_m / 1544.0  # Qwen2.5-Coder-1.5B's parameters (millions)
+    return (
+        round(PARAMETER_PRICED_LARGE[0] * scale, 4),
+        round(PARAMETER_PRICED_LARGE[1] * scale, 4),
+    )
+
+
+PRESETS: Mapping[str, tuple[TierSpec, ...]] = {
+    # The default: SmolLM2-135M small, Qwen2.5-Coder-0.5B large (the models' seed prices).
+    "pair": (TierSpec("small", "0"), TierSpec("large", "1")),
+    # Three tiers for code: SmolLM2-135M, Qwen2.5-Coder-0.5B and -1.5B. Prices scale with the
+    # parameter count (compute per token), anchored at the large tier's $0.50/$1.50.
+    "code3": (
+        TierSpec("tiny", "0", model="small", prices=_parameter_priced(135.0)),
+        TierSpec("small", "0", model="large", prices=_parameter_priced(494.0)),
+        TierSpec("large", "1", model="xl", prices=PARAMETER_PRICED_LARGE),
+    ),
+}
+"""Named tier sets of the local platform, cheapest tier first (the escalation chain)."""
 
 
 @dataclass
@@ -41,7 +86,7 @@ class PlatformOptions:
     """What :class:`LocalPlatform` starts and where it writes its logs and configuration."""
 
     run_dir: Path
-    tiers: Sequence[TierSpec] = (TierSpec("small", "0"), TierSpec("large", "1"))
+    tiers: Sequence[TierSpec] = PRESETS["pair"]
     router_port: int = 0
     http_port: int | None = None
     start_timeout_seconds: float = 600.0
@@ -76,7 +121,7 @@ class LocalPlatform:
             self.tiers[tier.name] = ServiceProcess(
                 "model_svc",
                 ["--tier", tier.name],
-                env={"TIERROUTE_ENGINE__CPU_THREADS_BIND": tier.cpu_bind},
+                env=tier.env(default_cache_dir()),
                 log_path=run_dir / f"model-{tier.name}.log",
             )
         for name, process in self.tiers.items():
