@@ -84,6 +84,29 @@ def request_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return uuid.uuid4().hex
 
 
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse, so the handler can answer
+    INVALID_ARGUMENT (grpc itself would answer UNKNOWN with the parser's exception text)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def wrapped(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # protobuf's DecodeError: corrupt wire format, bad UTF-8
+            return _Undecodable(str(exc))
+
+    return wrapped
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgumentError("request", f"not a valid message: {request.reason}")
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
     if isinstance(exc, TierrouteError):
         await context.abort_with_status(to_grpc_status(exc))
@@ -97,6 +120,7 @@ def _wrap_unary(
     async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         structlog.contextvars.bind_contextvars(rpc=rpc, request_id=request_id_of(context))
         try:
+            _check_decoded(request)
             return await behaviour(request, context)
         except (TierrouteError, Exception) as exc:
             if _is_abort(exc):
@@ -116,6 +140,7 @@ def _wrap_stream(
     ) -> AsyncIterator[Any]:
         structlog.contextvars.bind_contextvars(rpc=rpc, request_id=request_id_of(context))
         try:
+            _check_decoded(request)
             async for item in behaviour(request, context):
                 yield item
         except (TierrouteError, Exception) as exc:
@@ -146,6 +171,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         rpc = str(handler_call_details.method).rsplit("/", 1)[-1]
+        if handler.request_deserializer is not None:
+            handler = handler._replace(request_deserializer=_lenient(handler.request_deserializer))
         if handler.unary_unary is not None:
             return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, rpc))
         if handler.unary_stream is not None:
