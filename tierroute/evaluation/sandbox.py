@@ -1,0 +1,387 @@
+"""Run untrusted Python (model-written code and its tests) in a bounded, throw-away sandbox.
+
+Each run gets a fresh temporary working directory (removed afterwards), a scrubbed environment,
+and three processes: a small launcher started with ``python -I -S``, an init that waits for the
+program, and the program itself. The launcher tries to put itself into new namespaces with
+``unshare(2)`` (through ``ctypes``: ``os.unshare`` arrives only in Python 3.12):
+
+- network: a fresh network namespace holds nothing but a loopback that is down, so no address
+  (not even the parent's ``127.0.0.1``) can be reached;
+- pid: the init is PID 1 of a new PID namespace, so when it dies (normal end or the parent's
+  kill of the process group on timeout) the kernel kills every process the program left behind,
+  even those that called ``setsid()``.
+
+Tried in order: ``netns+pidns`` and ``netns`` (need root's ``CAP_SYS_ADMIN``), then the same in a
+new user namespace (unprivileged users, where the kernel allows it). When none works the program
+runs behind a Python audit hook that refuses sockets, subprocesses and ``ctypes``; that stops
+ordinary code but not a determined attacker, and the result says so (``audit-hook``).
+
+Under root the program also drops to a throw-away uid (random, used by nothing else), so it
+cannot write the repository, signal the caller or other sandboxes, and ``RLIMIT_NPROC`` bounds
+its processes alone (root ignores that limit). That needs an interpreter every user can read:
+the project's own, else the system ``python3``; with neither the program keeps root's uid and the
+result says so. In the program: ``RLIMIT_CPU``, ``RLIMIT_AS``/``RLIMIT_DATA``, ``RLIMIT_FSIZE``
+(which also bounds what it writes to stderr), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0`` and
+``PR_SET_NO_NEW_PRIVS``; the parent adds a wall-clock timeout and kills the process group.
+
+The limits are set by the launcher rather than a ``preexec_fn`` because ``preexec_fn`` is not
+safe in a process with threads (the evaluation scores answers from a thread pool).
+
+The result's ``isolation`` names what applied: ``"<network>,<user>"`` with network one of
+``netns+pidns``, ``netns``, ``userns+netns+pidns``, ``userns+netns``, ``audit-hook`` or
+``network-allowed``, and user one of ``throwaway-uid``, ``root`` or ``own-uid``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+MIB = 1024 * 1024
+
+Status = Literal["passed", "failed", "timeout", "error"]
+
+DETAIL_CHARS = 2000
+"""How much of the end of the program's stderr a result keeps."""
+
+CLONE_NEWNS_FLAGS = {"user": 0x10000000, "net": 0x40000000, "pid": 0x20000000}
+"""``unshare(2)`` flags (``CLONE_NEWUSER``, ``CLONE_NEWNET``, ``CLONE_NEWPID``)."""
+
+NAMESPACE_PLANS: tuple[tuple[str, int], ...] = (
+    ("netns+pidns", CLONE_NEWNS_FLAGS["net"] | CLONE_NEWNS_FLAGS["pid"]),
+    ("netns", CLONE_NEWNS_FLAGS["net"]),
+    ("userns+netns+pidns", sum(CLONE_NEWNS_FLAGS.values())),
+    ("userns+netns", CLONE_NEWNS_FLAGS["user"] | CLONE_NEWNS_FLAGS["net"]),
+)
+"""Namespace sets tried in order, strongest first; the first that ``unshare`` accepts applies."""
+
+THROWAWAY_UID_BASE = 1_500_000_000
+"""Throw-away uids are drawn above this (far from any real account or container id map)."""
+
+PROGRAM_EXEC_FAILED = 125
+"""The init's exit code when the program could not be started (a sandbox error)."""
+
+# The launcher and init, run as `python -I -S -c LAUNCHER CONFIG`. It runs with the parent's
+# rights, before any untrusted code; only the last `execv` starts the program.
+LAUNCHER = r"""
+import ctypes, json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+fd = cfg["status_fd"]
+libc = ctypes.CDLL(None, use_errno=True)
+net = "network-allowed"
+if not cfg["network"]:
+    net = "audit-hook"
+    for name, flags in (cfg["plans"] if cfg["namespaces"] else []):
+        if libc.unshare(flags) == 0:
+            net = name
+            break
+uid = cfg["uid"] if not net.startswith("userns") else None
+user = "throwaway-uid" if uid is not None else ("root" if os.geteuid() == 0 else "own-uid")
+os.write(fd, f"isolation {net},{user}\n".encode())
+if os.fork():
+    _, wait_status = os.wait()
+    os._exit(0)
+pid = os.fork()
+if pid:
+    # init: PID 1 of the new PID namespace when there is one; its exit ends them all.
+    while True:
+        done, wait_status = os.wait()
+        if done == pid:
+            os.write(fd, f"wait {wait_status}\n".encode())
+            os._exit(0)
+try:
+    os.set_inheritable(fd, False)
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    for name, value in cfg["rlimits"]:
+        resource.setrlimit(getattr(resource, name), (value, value))
+    soft_cpu = cfg["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: no setuid binary gives root back
+    argv = [cfg["python"], "-I", "-S"]
+    if net == "audit-hook":
+        argv.append(cfg["guard"])
+    os.execv(cfg["python"], [*argv, cfg["program"]])
+except BaseException as exc:
+    os.write(fd, f"error {type(exc).__name__}: {exc}\n".encode())
+    os._exit(125)
+"""
+
+# Run before the program when no network namespace could be made: refuses the events through
+# which ordinary code reaches the network or escapes (ctypes could still poke memory; the result
+# says `audit-hook` so no one mistakes this for real isolation).
+GUARD = r"""
+import runpy, sys
+BLOCKED = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork",
+           "ctypes.", "pty.", "urllib.")
+def _hook(event, args):
+    if event.startswith(BLOCKED) and event != "socket.__new__":
+        raise PermissionError(f"sandbox: {event} is not allowed")
+    if event == "socket.__new__" and args[1] in (2, 10):
+        raise PermissionError("sandbox: network sockets are not allowed")
+sys.addaudithook(_hook)
+program = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_path(program, run_name="__main__")
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed run may use."""
+
+    timeout_seconds: float = 10.0
+    """Wall-clock seconds before the whole process group is killed."""
+    cpu_seconds: int = 10
+    """CPU seconds (``RLIMIT_CPU``; SIGXCPU at this, SIGKILL one second later)."""
+    memory_bytes: int = 512 * MIB
+    """Address space (``RLIMIT_AS`` and ``RLIMIT_DATA``), bytes."""
+    file_bytes: int = 1 * MIB
+    """Largest file the program may write (``RLIMIT_FSIZE``), bytes; stderr included."""
+    open_files: int = 64
+    """Open file descriptors (``RLIMIT_NOFILE``)."""
+    network: bool = False
+    """Allow the network (no network namespace, no audit hook)."""
+    processes: int = 32
+    """Processes and threads of the throw-away uid (``RLIMIT_NPROC``; applied only under root,
+    where the program runs as a uid of its own)."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a sandboxed run ended.
+
+    ``failed``: the program ran and raised, failed an assertion, exited non-zero or was killed
+    by a signal; ``timeout``: the wall clock or the CPU limit ran out; ``error``: the sandbox
+    itself could not run it.
+    """
+
+    status: Status
+    returncode: int | None
+    """The program's exit code, minus the signal number if one killed it; None on timeout or
+    error."""
+    seconds: float
+    """Wall-clock seconds of the whole run (start-up included)."""
+    detail: str
+    """The end of the program's stderr (at most ``DETAIL_CHARS``), or what went wrong."""
+    isolation: str
+    """What applied: ``"<network>,<user>"`` (see the module docstring)."""
+
+    @property
+    def passed(self) -> bool:
+        """True when the program ran to the end and exited 0."""
+        return self.status == "passed"
+
+
+def run_python(source: str, *, limits: Limits = Limits()) -> SandboxResult:
+    """Run ``source`` as ``__main__`` in a fresh sandbox and report how it ended."""
+    return _run(source, limits, namespaces=True)
+
+
+def network_isolation_available() -> bool:
+    """True when sandboxed programs here get a network namespace of their own."""
+    result = run_python("pass", limits=Limits(timeout_seconds=20.0))
+    return result.passed and "netns" in result.isolation.split(",")[0]
+
+
+def _run(source: str, limits: Limits, *, namespaces: bool) -> SandboxResult:
+    """``run_python``, with namespaces optional so the fallback can be tested where they work."""
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="tierroute-sandbox-"))
+    read_fd, write_fd = os.pipe()
+    try:
+        program = workdir / "main.py"
+        program.write_text(source, encoding="utf-8")
+        guard = workdir / "_guard.py"
+        guard.write_text(GUARD, encoding="utf-8")
+        python, uid = _program_interpreter_and_uid()
+        if uid is not None:
+            for path in (workdir, program, guard):
+                os.chown(path, uid, uid)
+        config = {
+            "status_fd": write_fd,
+            "network": limits.network,
+            "namespaces": namespaces,
+            "plans": NAMESPACE_PLANS,
+            "uid": uid,
+            "python": python,
+            "program": str(program),
+            "guard": str(guard),
+            "cpu_seconds": limits.cpu_seconds,
+            "rlimits": _rlimits(limits, uid is not None),
+        }
+        with tempfile.TemporaryFile() as stderr:
+            timed_out, error = _launch(config, workdir, stderr, limits.timeout_seconds, write_fd)
+            os.close(write_fd)
+            write_fd = -1
+            report = _read_all(read_fd)
+            detail = _tail(stderr)
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+        _remove_tree(workdir)
+    return _result(report, timed_out, error, detail, time.monotonic() - started)
+
+
+def _launch(
+    config: dict[str, Any], workdir: Path, stderr: Any, timeout: float, status_fd: int
+) -> tuple[bool, str]:
+    """Start the launcher, wait up to ``timeout``, then kill its whole process group."""
+    env = {
+        "PATH": os.defpath,
+        "LANG": "C.UTF-8",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    try:
+        # The launcher runs with the parent's rights and reads only the stdlib.
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(config)],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            pass_fds=(status_fd,),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return False, f"could not start the sandbox: {exc}"
+    timed_out = False
+    try:
+        # The launcher waits for init, which waits for the program.
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # Whatever the program left behind goes too (the PID namespace, when there is one,
+        # already took everything down with its init).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return timed_out, ""
+
+
+def _rlimits(limits: Limits, own_uid: bool) -> list[tuple[str, int]]:
+    rlimits = [
+        ("RLIMIT_AS", limits.memory_bytes),
+        ("RLIMIT_DATA", limits.memory_bytes),
+        ("RLIMIT_FSIZE", limits.file_bytes),
+        ("RLIMIT_NOFILE", limits.open_files),
+        ("RLIMIT_CORE", 0),
+    ]
+    if own_uid:
+        # Counted per uid: meaningful only when the program has a uid of its own.
+        rlimits.append(("RLIMIT_NPROC", limits.processes))
+    return rlimits
+
+
+def _program_interpreter_and_uid() -> tuple[str, int | None]:
+    """The interpreter for the program and, under root, a throw-away uid to run it as."""
+    ours = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    if os.geteuid() != 0:
+        return ours, None
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [(ours, sysconfig.get_paths()["stdlib"])]
+    for name in (minor, "python3"):
+        found = shutil.which(name, path=os.defpath)
+        if found:
+            real = os.path.realpath(found)
+            candidates.append((real, str(Path(real).parents[1] / "lib" / Path(real).name)))
+    for python, stdlib in candidates:
+        if _world_readable(python, executable=True) and _world_readable(stdlib):
+            return python, THROWAWAY_UID_BASE + secrets.randbelow(100_000_000)
+    return ours, None
+
+
+def _world_readable(path: str, *, executable: bool = False) -> bool:
+    """True when a user with no groups can reach ``path`` (and run it if ``executable``)."""
+    target = Path(path)
+    try:
+        for parent in reversed(target.parents):
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    needed = stat.S_IROTH | (stat.S_IXOTH if executable or target.is_dir() else 0)
+    return mode & needed == needed
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _tail(stream: Any) -> str:
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - 4 * DETAIL_CHARS))
+    text: str = stream.read().decode("utf-8", "replace")
+    return text[-DETAIL_CHARS:]
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove ``path`` even where the program took the permission bits off its directories."""
+
+    def open_up(directory: str) -> None:
+        os.chmod(directory, stat.S_IRWXU)
+        for entry in os.scandir(directory):
+            if entry.is_dir(follow_symlinks=False):
+                open_up(entry.path)
+
+    with contextlib.suppress(OSError):
+        open_up(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _result(report: str, timed_out: bool, error: str, detail: str, seconds: float) -> SandboxResult:
+    lines = _report_lines(report.splitlines())
+    isolation = lines.get("isolation", "unknown")
+    if error:
+        return SandboxResult("error", None, seconds, error, isolation)
+    if timed_out:
+        return SandboxResult("timeout", None, seconds, detail, isolation)
+    if "error" in lines:
+        return SandboxResult("error", None, seconds, f"sandbox: {lines['error']}", isolation)
+    if "wait" not in lines:
+        return SandboxResult("error", None, seconds, detail or "the sandbox ended early", isolation)
+    wait_status = int(lines["wait"])
+    if os.WIFSIGNALED(wait_status):
+        signum = os.WTERMSIG(wait_status)
+        if signum == signal.SIGXCPU:
+            return SandboxResult(
+                "timeout", None, seconds, "CPU limit reached\n" + detail, isolation
+            )
+        return SandboxResult("failed", -signum, seconds, detail, isolation)
+    code = os.waitstatus_to_exitcode(wait_status)
+    return SandboxResult("passed" if code == 0 else "failed", code, seconds, detail, isolation)
+
+
+def _report_lines(lines: Sequence[str]) -> dict[str, str]:
+    """The launcher's status lines (``isolation ...``, ``wait N``, ``error ...``) by key."""
+    report = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        report[key] = value
+    return report
