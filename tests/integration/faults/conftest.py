@@ -1,0 +1,252 @@
+"""Fixtures of the fault tests: scripted model services and routers as real processes.
+
+Every process is a real ``python -m`` child on loopback (:mod:`tierroute.launch`): model
+services run ``model_svc``'s server over the scripted engine of :mod:`.scripted_model`, routers
+run ``python -m router_svc`` with the classifier and rules off (every request starts on the
+cheapest tier) and short resilience timings, so each scenario takes seconds. A test kills and
+restarts these processes; :class:`Launcher` stops whatever is left at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.integration.faults.helpers import CLIENT_OPTIONS, scrape
+from tierroute.launch import ServiceProcess, free_port, launch_module
+from tierroute.v1 import router_service_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[3]
+MODEL_MODULE = "tests.integration.faults.scripted_model"
+PRICES = {"small": (0.05, 0.10), "large": (0.50, 1.50)}
+START_SECONDS = 30
+# Short timings so that each scenario settles in about a second.
+RESILIENCE = {
+    "retries": 1,
+    "backoff_initial_seconds": 0.02,
+    "backoff_max_seconds": 0.1,
+    "circuit_failure_threshold": 2,
+    "circuit_reset_seconds": 1.0,
+    "health_check_interval_seconds": 0.5,
+    "health_check_timeout_seconds": 0.5,
+}
+ROUTER_GRACE_SECONDS = 1.0
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class ModelProcess:
+    """One scripted model service; killed and restarted on the same ports by the tests."""
+
+    def __init__(self, logs: Path, name: str, tier: str, args: Sequence[str]) -> None:
+        self.name = name
+        self.tier = tier
+        self.events_path = logs / f"{name}.events"
+        self._log = logs / f"{name}.log"
+        self._args = ["--tier", tier, "--events", str(self.events_path), *args]
+        self.process = self._launch(port=None, metrics_port=None)
+
+    def _launch(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
+        return launch_module(
+            MODEL_MODULE,
+            self._args,
+            cwd=ROOT,
+            log_path=self._log,
+            port=port,
+            metrics_port=metrics_port,
+            timeout_seconds=START_SECONDS,
+        )
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of its gRPC server."""
+        return self.process.address
+
+    @property
+    def metrics_port(self) -> int | None:
+        """Port of its ``/metrics``."""
+        return self.process.metrics_port
+
+    def kill(self) -> None:
+        """SIGKILL the process group, as a crashed pod or an OOM kill would end it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.stop()
+
+    def restart(self) -> None:
+        """Start again on the same gRPC and metrics ports (after :meth:`kill`)."""
+        self.process = self._launch(self.process.port, self.process.metrics_port)
+
+    def events(self) -> list[str]:
+        """Kinds of engine events so far (``start``, ``finish``, ``abort``), in order."""
+        if not self.events_path.exists():
+            return []
+        return [line.split()[0] for line in self.events_path.read_text().splitlines() if line]
+
+    def gauge(self, name: str) -> float | None:
+        """A ``tierroute_model_*`` gauge of this tier."""
+        return scrape(self.metrics_port, f'tierroute_model_{name}{{tier="{self.tier}"}}')
+
+    def idle(self) -> bool:
+        """No stream open and no request left in the engine."""
+        return self.gauge("active_streams") == 0 and self.gauge("engine_unfinished_requests") == 0
+
+
+class RouterProcess:
+    """``python -m router_svc`` over a generated config; restartable on the same ports."""
+
+    def __init__(self, logs: Path, name: str, config: dict[str, Any]) -> None:
+        self.config_path = logs / f"{name}.json"
+        self.config_path.write_text(json.dumps(config, indent=2))
+        self._log = logs / f"{name}.log"
+        self.process = self._launch(port=None, metrics_port=None)
+
+    def _launch(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
+        return launch_module(
+            "router_svc",
+            ["--config", str(self.config_path)],
+            cwd=ROOT,
+            log_path=self._log,
+            port=port,
+            metrics_port=metrics_port,
+            timeout_seconds=START_SECONDS,
+        )
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of its gRPC server."""
+        return self.process.address
+
+    @property
+    def metrics_port(self) -> int | None:
+        """Port of its ``/metrics``."""
+        return self.process.metrics_port
+
+    def restart(self) -> None:
+        """Start a new router on the same ports (after the old one ended)."""
+        self.process = self._launch(self.process.port, self.process.metrics_port)
+
+    def metric(self, sample: str) -> float | None:
+        """One ``tierroute_router_*`` sample, labels included."""
+        return scrape(self.metrics_port, f"tierroute_router_{sample}")
+
+
+class Launcher:
+    """Starts model services and routers for a test module and stops them all at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self._models: list[ModelProcess] = []
+        self._routers: list[RouterProcess] = []
+
+    def model(
+        self,
+        name: str,
+        tier: str = "small",
+        *,
+        tokens: int = 6,
+        token_delay: float = 0.005,
+        first_token_delay: float = 0.0,
+        unsure: Sequence[str] = (),
+        die_after: int | None = None,
+        max_streams: int = 32,
+    ) -> ModelProcess:
+        """Start a scripted model service (see :mod:`.scripted_model` for the knobs)."""
+        args = [
+            "--tokens",
+            str(tokens),
+            "--token-delay",
+            str(token_delay),
+            "--first-token-delay",
+            str(first_token_delay),
+            "--max-streams",
+            str(max_streams),
+        ]
+        for word in unsure:
+            args += ["--unsure", word]
+        if die_after is not None:
+            args += ["--die-after", str(die_after)]
+        model = ModelProcess(self.logs, name, tier, args)
+        self._models.append(model)
+        return model
+
+    def router(
+        self, name: str, tiers: Mapping[str, Sequence[str]], **overrides: Any
+    ) -> RouterProcess:
+        """Start a router over ``tiers`` (name → endpoints, cheapest first)."""
+        config: dict[str, Any] = {
+            "classifier": {"enabled": False},
+            "rules": {"enabled": False},
+            "server": {"grace_seconds": ROUTER_GRACE_SECONDS},
+            "tiers": [
+                {
+                    "name": tier,
+                    "endpoints": list(endpoints),
+                    "input_usd_per_mtok": PRICES[tier][0],
+                    "output_usd_per_mtok": PRICES[tier][1],
+                    "timeout_seconds": 30,
+                }
+                for tier, endpoints in tiers.items()
+            ],
+            "resilience": RESILIENCE,
+        }
+        router = RouterProcess(self.logs, name, _merge(config, overrides))
+        self._routers.append(router)
+        return router
+
+    def close(self) -> None:
+        """Stop every process still running, routers first."""
+        processes = [r.process for r in self._routers] + [m.process for m in self._models]
+        for process in processes:
+            process.stop(grace_seconds=3)
+
+
+def dead_endpoint() -> str:
+    """A loopback address nothing listens on (connections are refused at once)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    """A launcher whose processes live as long as the test module."""
+    running = Launcher(tmp_path_factory.mktemp("faults"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@contextlib.asynccontextmanager
+async def router_stub(address: str) -> AsyncIterator[router_service_pb2_grpc.RouterServiceStub]:
+    """A RouterService stub on its own channel (closed on exit)."""
+    async with grpc.aio.insecure_channel(address, options=CLIENT_OPTIONS) as channel:
+        yield router_service_pb2_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+async def serving(address: str) -> bool:
+    """Whether the process at ``address`` answers ``grpc.health.v1`` with SERVING."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
