@@ -97,7 +97,8 @@ class RoutingPolicy:
             if tier_hint not in self._tiers:
                 raise InvalidArgumentError(
                     "options.tier_hint",
-                    f"unknown tier {tier_hint!r}; configured: {', '.join(self._tiers)}",
+                    # Bounded: the message travels back in a trailer (16 KiB hard limit).
+                    f"unknown tier {tier_hint[:64]!r}; configured: {', '.join(self._tiers)}",
                 )
             if not self._allow_hint:
                 raise PermissionDeniedError("tier hints are not allowed on this router")
