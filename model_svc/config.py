@@ -1,7 +1,8 @@
 """Settings of one model service process (``TIERROUTE_*`` environment, YAML file, flags).
 
 Example environment: ``TIERROUTE_TIER=large``, ``TIERROUTE_ENGINE__MODEL=/models/qwen``,
-``TIERROUTE_ENGINE__CPU_THREADS_BIND=1``, ``TIERROUTE_LIMITS__MAX_CONCURRENT_STREAMS=16``.
+``TIERROUTE_ENGINE__CPU_THREADS_BIND=1``, ``TIERROUTE_LIMITS__MAX_CONCURRENT_STREAMS=16``,
+``TIERROUTE_AUTH__MODE=shared_secret`` with ``TIERROUTE_AUTH__SHARED_SECRET_FILE=/secrets/peer``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from model_svc.confidence import ConfidenceParams
-from tierroute.config import LoggingSettings, Section, ServerSettings, Settings
+from tierroute.config import LoggingSettings, Section, ServerSettings, Settings, SharedSecret
 from tierroute.errors import FailedPreconditionError
 from tierroute.modelprep.catalog import CATALOG
 from tierroute.modelprep.paths import default_cache_dir, models_dir
@@ -82,12 +83,39 @@ class LimitSettings(Section):
     """Back-off suggested to callers turned away as overloaded."""
     max_stop_strings: int = Field(default=8, ge=0)
     """Stop strings accepted per request."""
+    max_prompt_tokens: int | None = Field(default=None, gt=0)
+    """Longest prompt accepted, counted after tokenizing (chat template included); longer
+    prompts get INVALID_ARGUMENT. Unset: only the context length bounds it."""
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> Self:
         if self.default_max_tokens > self.max_tokens:
             raise ValueError("limits.default_max_tokens must not exceed limits.max_tokens")
         return self
+
+
+PeerAuthMode = Literal["none", "shared_secret", "mtls"]
+OPEN_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+
+
+class PeerAuthSettings(SharedSecret):
+    """Who may call this model service: anyone, holders of the shared secret, or mTLS peers.
+
+    - ``none``: no check (a trusted network, local runs, tests).
+    - ``shared_secret``: calls need ``authorization: Bearer <secret>`` (the router sends it);
+      the secret comes from ``shared_secret_file`` or ``TIERROUTE_AUTH__SHARED_SECRET``.
+    - ``mtls``: the TLS handshake requires a client certificate signed by
+      ``server.tls.client_ca_file`` (give that CA to the router only).
+    """
+
+    mode: PeerAuthMode = "none"
+    open_services: list[str] = Field(default_factory=lambda: list(OPEN_SERVICES))
+    """Services callable without the shared secret (health checks, reflection). Under
+    ``mtls`` the handshake itself needs the certificate, so nothing is open."""
 
 
 class ConfidenceSettings(Section):
@@ -128,6 +156,25 @@ class ModelServiceSettings(Settings):
     prices: PriceSettings = PriceSettings()
     limits: LimitSettings = LimitSettings()
     confidence: ConfidenceSettings = ConfidenceSettings()
+    auth: PeerAuthSettings = PeerAuthSettings()
+    """Who may call (the router only, in a deployment)."""
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Self:
+        auth = self.auth
+        if auth.mode == "shared_secret" and auth.secret() is None:
+            raise ValueError(
+                "auth.mode shared_secret needs auth.shared_secret_file or "
+                "TIERROUTE_AUTH__SHARED_SECRET"
+            )
+        if auth.mode == "mtls":
+            tls = self.server.tls
+            if tls is None or tls.client_ca_file is None or not tls.require_client_auth:
+                raise ValueError(
+                    "auth.mode mtls needs server.tls with client_ca_file and "
+                    "require_client_auth: true"
+                )
+        return self
 
     def model_path(self) -> Path:
         """The model folder: ``engine.model``, else the prepared folder of the tier."""

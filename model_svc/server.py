@@ -1,5 +1,10 @@
 """Wiring of one model service process: engine, metrics, servicer, bootstrap, lifecycle.
 
+Access: ``auth.mode`` ``shared_secret`` installs an interceptor that refuses calls without
+the router's secret (health and reflection stay open unless configured otherwise); ``mtls``
+relies on ``server.tls`` requiring a client certificate. ``limits.max_prompt_tokens`` wraps
+the engine so over-long prompts are refused right after tokenizing.
+
 Lifecycle: the gRPC port opens at once with health NOT_SERVING; the engine loads, one warm-up
 generation must succeed, then health turns SERVING (and the bootstrap logs ``ready``). A
 watchdog flips health to NOT_SERVING if the engine dies. On SIGTERM: NOT_SERVING, in-flight
@@ -21,7 +26,9 @@ from model_svc.engines.base import ChatTurn, Engine, GenerationRequest, PromptIn
 from model_svc.generation import GenerationService
 from model_svc.metrics import ModelMetrics
 from model_svc.servicer import ModelServicer
+from model_svc.validation import PromptTokenLimit
 from tierroute.server import ServerBootstrap, ServiceBinding, run_until_signal
+from tierroute.transport import SharedSecretInterceptor
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
 SERVICE_NAME = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
@@ -49,6 +56,8 @@ class ModelServer:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
+        if settings.limits.max_prompt_tokens is not None:
+            engine = PromptTokenLimit(engine, settings.limits.max_prompt_tokens)
         self.engine = engine
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ModelMetrics(self.registry, settings.tier)
@@ -68,7 +77,15 @@ class ModelServer:
                 servicer, server
             ),
         )
-        self.bootstrap = ServerBootstrap(settings.server, [binding], self.registry)
+        self.bootstrap = ServerBootstrap(
+            settings.server, [binding], self.registry, interceptors=_peer_auth(settings)
+        )
+        _log.info(
+            "access",
+            auth=settings.auth.mode,
+            tls=settings.server.tls is not None,
+            max_prompt_tokens=settings.limits.max_prompt_tokens,
+        )
         self._dead = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -125,6 +142,15 @@ class ModelServer:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT."""
         await run_until_signal(self.bootstrap, ready=self.warm_up, shutdown=self.shutdown)
+
+
+def _peer_auth(settings: ModelServiceSettings) -> list[SharedSecretInterceptor]:
+    """The shared-secret check when ``auth.mode`` asks for it (mTLS is the handshake's job)."""
+    if settings.auth.mode != "shared_secret":
+        return []
+    secret = settings.auth.secret()
+    assert secret is not None  # the settings' validator requires one in this mode
+    return [SharedSecretInterceptor(secret, settings.auth.open_services)]
 
 
 async def serve(settings: ModelServiceSettings) -> None:

@@ -3,7 +3,8 @@
 Keys are configured as SHA-256 digests only (in the settings or a mounted secret file); a
 presented key is hashed and compared with every configured digest in constant time. Each key maps
 to a tenant with permissions (pin a tier, use STREAMING fallback), a cap on concurrent Generate
-streams and a token-bucket request rate.
+streams, a token-bucket request rate and an optional daily spend budget (``usd_per_day``,
+checked against the tenant's cost of the current UTC day before any tier is called).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Self
 import yaml
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
+from router_svc.ledger import DailySpend
 from tierroute.config import Section
 from tierroute.errors import OverloadedError, PermissionDeniedError, UnauthenticatedError
 
@@ -49,6 +51,10 @@ class ApiKeySettings(Section):
     """Sustained request rate (token-bucket refill per second)."""
     burst: int = Field(default=20, ge=1)
     """Bucket size: requests allowed at once after a quiet period."""
+    usd_per_day: float | None = Field(default=None, gt=0)
+    """Spend budget of the tenant per UTC day (US dollars, the ledger's cost); once spent,
+    Generate is refused with RESOURCE_EXHAUSTED until 00:00 UTC. Unset: no budget. Give every
+    key of a tenant the same value: the spend is the tenant's, the budget the key's."""
 
     @field_validator("sha256")
     @classmethod
@@ -147,6 +153,8 @@ class TenantGate:
     clock: Clock = time.monotonic
     retry_after_seconds: float = 1.0
     """Delay suggested to a tenant refused for too many concurrent streams."""
+    spend: DailySpend = field(default_factory=DailySpend)
+    """Each tenant's cost today, for the spend budgets."""
     _states: dict[str, _TenantState] = field(default_factory=dict)
     _digests: list[tuple[bytes, ApiKeySettings]] = field(default_factory=list)
 
@@ -183,6 +191,16 @@ class TenantGate:
                 f"requests/s (burst {tenant.key.burst})",
                 retry_after_seconds=wait,
             )
+
+    def check_budget(self, tenant: Tenant) -> None:
+        """RESOURCE_EXHAUSTED (:class:`~router_svc.ledger.BudgetExhaustedError`) when the
+        tenant's spend today reached its key's ``usd_per_day``."""
+        if tenant.key.usd_per_day is not None:
+            self.spend.check(tenant.name, tenant.key.usd_per_day)
+
+    def charge(self, tenant: Tenant, usd: float) -> None:
+        """Add a finished request's cost to the tenant's spend of today."""
+        self.spend.charge(tenant.name, usd)
 
     def open_stream(self, tenant: Tenant) -> None:
         """Count one more open stream; RESOURCE_EXHAUSTED at the tenant's maximum.

@@ -1,5 +1,10 @@
 """The router's settings: tiers (cheapest first), policy, classifier, rules, limits, auth...
 
+Transport to the tiers: ``tier_tls`` is every tier's TLS (CA, client certificate for mutual
+TLS, server-name override) and ``tier_auth`` the shared secret sent to model services that
+require one; a tier's own ``tls`` or ``auth`` replaces them for that tier. After loading, each
+tier carries its effective values.
+
 Loaded once at start-up with :meth:`RouterSettings.load` (YAML file, ``TIERROUTE_*`` environment
 variables, overrides) and validated there, so a bad configuration fails before serving.
 """
@@ -16,7 +21,14 @@ from router_svc.cascade import FallbackModeName
 from router_svc.classifier import ClassifierSettings
 from router_svc.rules import RulesSettings
 from router_svc.shadow import ShadowSettings
-from tierroute.config import LoggingSettings, Section, ServerSettings, Settings
+from tierroute.config import (
+    ClientTls,
+    LoggingSettings,
+    Section,
+    ServerSettings,
+    Settings,
+    SharedSecret,
+)
 
 TIER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
@@ -35,6 +47,10 @@ class TierSettings(Section):
     """Price of generated tokens (US dollars per 1,000,000 tokens)."""
     timeout_seconds: float = Field(default=120.0, gt=0)
     """Upper bound of one call to this tier (seconds); the caller's deadline may cut it shorter."""
+    tls: ClientTls | None = None
+    """TLS to this tier's model services; unset: ``tier_tls``; ``{enabled: false}``: plaintext."""
+    auth: SharedSecret | None = None
+    """Shared secret for this tier's model services; unset: ``tier_auth``."""
 
 
 def _default_tiers() -> list[TierSettings]:
@@ -83,7 +99,8 @@ class LimitsSettings(Section):
     max_concurrent_streams: int = Field(default=256, gt=0)
     """Generate streams served at once; more get RESOURCE_EXHAUSTED with RetryInfo."""
     max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
-    """Largest prompt accepted (UTF-8 bytes of all message contents)."""
+    """Largest prompt accepted (UTF-8 bytes of all message contents); the model services
+    may also cap prompt tokens (their ``limits.max_prompt_tokens``)."""
     max_tokens: int = Field(default=1024, gt=0)
     """Largest ``SamplingParams.max_tokens`` accepted (tokens)."""
     retry_after_seconds: float = Field(default=1.0, gt=0)
@@ -133,6 +150,11 @@ class RouterSettings(Settings):
     shadow: ShadowSettings = ShadowSettings()
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """API keys of RouterService callers (off by default)."""
+    tier_tls: ClientTls | None = None
+    """TLS of every tier's channels unless the tier sets its own ``tls``; unset: plaintext."""
+    tier_auth: SharedSecret = SharedSecret()
+    """Shared secret sent to the model services (``TIERROUTE_TIER_AUTH__SHARED_SECRET`` or
+    ``shared_secret_file``); unset: none sent."""
 
     @model_validator(mode="after")
     def _check_tiers(self) -> Self:
@@ -145,6 +167,20 @@ class RouterSettings(Settings):
             raise ValueError("tiers: must be ordered cheapest first (input + output price)")
         if self.policy.default_tier is not None and self.policy.default_tier not in names:
             raise ValueError(f"policy.default_tier: unknown tier {self.policy.default_tier!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _inherit_transport(self) -> Self:
+        # Each tier gets its effective TLS and secret, so the tier clients need only their own
+        # settings. The sections are frozen; the list holding them is replaced item by item.
+        for index, tier in enumerate(self.tiers):
+            update: dict[str, object] = {}
+            if tier.tls is None and self.tier_tls is not None:
+                update["tls"] = self.tier_tls
+            if tier.auth is None:
+                update["auth"] = self.tier_auth
+            if update:
+                self.tiers[index] = tier.model_copy(update=update)
         return self
 
     @property

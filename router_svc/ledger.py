@@ -3,11 +3,17 @@
 One JSON line ``request_done`` per Generate call, successful or not: request id, tenant, tier
 path, tokens per tier, cost, baseline, savings, the decision, status and latencies. Prompt
 text only when ``logging.log_prompts`` is on.
+
+:class:`DailySpend` adds up each tenant's cost in the current UTC day for the spend budgets
+(``usd_per_day`` of an API key): a request is refused once the tenant's spend reached its
+budget, and charged with its real cost (wasted escalation tokens included) when it ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -15,6 +21,7 @@ import structlog
 from router_svc.costs import CostBreakdown, Prices, TokenUsage, request_costs
 from router_svc.metrics import NONE_TIER, RouterMetrics
 from router_svc.policy import RoutingDecision
+from tierroute.errors import OverloadedError
 
 _log = structlog.get_logger("router_svc.ledger")
 
@@ -119,3 +126,66 @@ class CostLedger:
             fields["prompt"] = record.prompt_text
         _log.info("request_done", **fields)
         return costs
+
+
+class BudgetExhaustedError(OverloadedError):
+    """A tenant spent its daily budget; the budget resets at ``resets_at`` (00:00 UTC)."""
+
+    def __init__(
+        self,
+        tenant: str,
+        budget_usd: float,
+        spent_usd: float,
+        resets_at: dt.datetime,
+        retry_after_seconds: float,
+    ) -> None:
+        super().__init__(
+            f"tenant {tenant} spent {spent_usd:.6f} USD of its daily budget of "
+            f"{budget_usd:.6f} USD; the budget resets at {resets_at:%Y-%m-%dT%H:%M:%SZ}",
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.tenant = tenant
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+        self.resets_at = resets_at
+
+
+class DailySpend:
+    """Cost per tenant in the current UTC day; a new day starts from zero.
+
+    ``clock`` is wall-clock time in seconds since the epoch (``time.time``); tests pass their
+    own. Only authenticated tenants are charged, so the table stays as small as the key list.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._day: dt.date | None = None
+        self._spent: dict[str, float] = {}
+
+    def _now(self) -> dt.datetime:
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        if now.date() != self._day:
+            # Midnight UTC passed: every tenant starts the day with nothing spent.
+            self._day = now.date()
+            self._spent.clear()
+        return now
+
+    def spent(self, tenant: str) -> float:
+        """US dollars ``tenant`` spent today (UTC)."""
+        self._now()
+        return self._spent.get(tenant, 0.0)
+
+    def charge(self, tenant: str, usd: float) -> None:
+        """Add a finished request's cost to ``tenant``'s spend of today."""
+        self._now()
+        if usd > 0:
+            self._spent[tenant] = self._spent.get(tenant, 0.0) + usd
+
+    def check(self, tenant: str, budget_usd: float) -> None:
+        """Raise :class:`BudgetExhaustedError` when ``tenant`` spent ``budget_usd`` today."""
+        now = self._now()
+        spent = self._spent.get(tenant, 0.0)
+        if spent >= budget_usd:
+            midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+            wait = (midnight - now).total_seconds()
+            raise BudgetExhaustedError(tenant, budget_usd, spent, midnight, wait)

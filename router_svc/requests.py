@@ -56,7 +56,8 @@ def validate_prompt(prompt: common_pb2.Prompt, present: bool, limits: LimitsSett
             )
     if size > limits.max_prompt_bytes:
         raise InvalidArgumentError(
-            "prompt", f"{size} bytes exceeds the limit of {limits.max_prompt_bytes} bytes"
+            "prompt",
+            f"is {size} bytes (UTF-8); the limit of this router is {limits.max_prompt_bytes} bytes",
         )
     return size
 
@@ -75,7 +76,8 @@ def validate_sampling(sampling: common_pb2.SamplingParams, limits: LimitsSetting
     """Check decoding parameters against the router's limits."""
     if sampling.max_tokens > limits.max_tokens:
         raise InvalidArgumentError(
-            "sampling.max_tokens", f"must be at most {limits.max_tokens} (0: server default)"
+            "sampling.max_tokens",
+            f"must be at most {limits.max_tokens} (0: server default); got {sampling.max_tokens}",
         )
     if sampling.HasField("temperature") and not 0 <= sampling.temperature <= 2:
         raise InvalidArgumentError("sampling.temperature", "must be in [0, 2]")

@@ -1,8 +1,9 @@
 """``tierroute.v1.RouterService``: a thin adapter between the protos and the routing domain.
 
-Generate: validate, admit, decide (policy), run the cascade over the tier clients, convert its
-events to the stream, and record the request in the cost ledger. Errors are raised as domain
-errors; the server's interceptor maps them to gRPC statuses.
+Generate: authenticate, check the tenant's spend budget, validate, admit, decide (policy), run
+the cascade over the tier clients, convert its events to the stream, record the request in the
+cost ledger and charge its cost to the tenant. Errors are raised as domain errors; the server's
+interceptor maps them to gRPC statuses (an exhausted budget adds a ``QuotaFailure`` here).
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from typing import Any
 
 import grpc
 import structlog
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from router_svc import requests
 from router_svc.auth import Tenant, TenantGate
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
 from router_svc.costs import token_cost
-from router_svc.ledger import CostLedger, RequestRecord
+from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
 from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierPool
 from tierroute.errors import FailedPreconditionError, OverloadedError, TierrouteError
-from tierroute.status import REQUEST_ID_KEY
+from tierroute.status import REQUEST_ID_KEY, to_rpc_status
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
 TENANT_KEY = "x-tenant"
@@ -143,10 +146,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             tenant = self._authenticate(context, "Generate")
             if tenant is not None:
                 run.tenant = tenant.name
+                run.account = tenant
                 streaming = (
                     request.options.fallback_mode == router_service_pb2.FALLBACK_MODE_STREAMING
                 )
                 tenant.check_options(request.options.tier_hint, streaming)
+                assert self._gate is not None
+                # Before the rate limit: a refused request should not use up the tenant's rate.
+                self._gate.check_budget(tenant)
                 self._admit(tenant)
             limits = self._settings.limits
             prompt_bytes = requests.validate_generate(request, limits)
@@ -171,6 +178,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if not run.metadata_sent:
                 # Refused before anything was sent: the caller still learns the request id.
                 await self._send_metadata(run, context)
+            if isinstance(exc, BudgetExhaustedError):
+                await context.abort_with_status(_quota_status(exc))
             raise
         except (asyncio.CancelledError, GeneratorExit):
             self._record_failure(run, "CANCELLED")
@@ -335,6 +344,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             discarded_tokens=event.discarded_tokens,
         )
 
+    def _charge(self, run: _Run, cost_usd: float) -> None:
+        """Count a request's real cost against its tenant's daily budget."""
+        if run.account is not None and self._gate is not None:
+            self._gate.charge(run.account, cost_usd)
+
     def _finish(self, run: _Run, outcome: Outcome) -> router_service_pb2.RouterFinished:
         served = next(u for u in outcome.usages if not u.discarded)
         total = time.monotonic() - run.started
@@ -353,6 +367,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 prompt_text=run.prompt_text,
             )
         )
+        self._charge(run, costs.cost_usd)
         finished = router_service_pb2.RouterFinished(
             served_tier=outcome.served_tier,
             finish_reason=outcome.result.finish_reason,  # type: ignore[arg-type]
@@ -387,7 +402,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         if run.recorded:
             return
         run.recorded = True
-        self._ledger.record(
+        costs = self._ledger.record(
             RequestRecord(
                 request_id=run.request_id,
                 tenant=run.tenant,
@@ -402,12 +417,31 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 prompt_text=run.prompt_text,
             )
         )
+        # Tokens of a failed or cancelled request were generated, and are paid for.
+        self._charge(run, costs.cost_usd)
+
+
+def _quota_status(error: BudgetExhaustedError) -> grpc.Status:
+    """RESOURCE_EXHAUSTED with RetryInfo (time to the reset) and a QuotaFailure naming it."""
+    status = to_rpc_status(error)
+    status.details.add().Pack(
+        error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"tenant:{error.tenant}", description=error.message
+                )
+            ]
+        )
+    )
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
 class _Run:
     """Mutable state of one Generate call, for the ledger."""
 
     __slots__ = (
+        "account",
         "cascade",
         "decision",
         "escalations",
@@ -423,6 +457,8 @@ class _Run:
     def __init__(self, request_id: str, tenant: str, started: float) -> None:
         self.request_id = request_id
         self.tenant = tenant
+        self.account: Tenant | None = None
+        """The authenticated tenant, charged with the cost (``tenant`` may be a bare label)."""
         self.started = started
         self.decision: RoutingDecision | None = None
         self.cascade: Cascade | None = None

@@ -7,6 +7,11 @@ remaining deadline (capped by the tier's own timeout) and the request id. Before
 message, transient failures are retried with jittered exponential backoff on the next endpoint;
 after it, never. A per-endpoint :class:`~router_svc.circuit.CircuitBreaker` skips endpoints that
 keep failing or whose ``grpc.health.v1`` check says they are not serving.
+
+Channels use the tier's TLS settings (mutual TLS when a client certificate is configured)
+and every call carries the tier's shared secret when one is set. A tier's INVALID_ARGUMENT is
+the caller's to fix (a prompt over the tier's token limit): it is passed through as is, never
+retried or escalated.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from router_svc.cascade import Chunk, TierFailure, TierResult
 from router_svc.circuit import CircuitBreaker, CircuitState
 from router_svc.config import ResilienceSettings, TierSettings
 from router_svc.metrics import RouterMetrics
-from tierroute.errors import DeadlineExceededError
+from tierroute.errors import DeadlineExceededError, InvalidArgumentError
 from tierroute.status import REQUEST_ID_KEY
+from tierroute.transport import bearer_metadata, open_channel
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
 MODEL_SERVICE = "tierroute.v1.ModelService"
@@ -78,8 +84,8 @@ class Endpoint:
     breaker: CircuitBreaker
 
 
-def _field_of(exc: grpc.aio.AioRpcError) -> str | None:
-    """The first BadRequest field violation in an error's details, if any."""
+def _violation(exc: grpc.aio.AioRpcError) -> tuple[str, str] | None:
+    """The first BadRequest field violation (field, description) in an error's details."""
     for key, value in exc.trailing_metadata() or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
             continue
@@ -88,8 +94,18 @@ def _field_of(exc: grpc.aio.AioRpcError) -> str | None:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 if bad.field_violations:
-                    return str(bad.field_violations[0].field)
+                    first = bad.field_violations[0]
+                    return str(first.field), str(first.description)
     return None
+
+
+def _invalid_argument(tier: str, exc: grpc.aio.AioRpcError) -> InvalidArgumentError:
+    """The caller's error for a tier's INVALID_ARGUMENT, keeping the field and the reason."""
+    violation = _violation(exc)
+    if violation is None:
+        return InvalidArgumentError("request", f"refused by tier {tier}: {exc.details() or ''}")
+    field, description = violation
+    return InvalidArgumentError(field, f"{description} (tier {tier})")
 
 
 def _state_reader(breaker: CircuitBreaker) -> Callable[[], float]:
@@ -111,9 +127,15 @@ class TierClient:
         self._metrics = metrics
         self._next = 0
         options = _channel_options(resilience.health_check_interval_seconds > 0)
+        secret = settings.auth.secret() if settings.auth is not None else None
+        self._metadata = bearer_metadata(secret)
+        tls = settings.tls if settings.tls is not None and settings.tls.enabled else None
+        if secret is not None and tls is None:
+            # Allowed (a service mesh may encrypt the hop) but worth a line in the log.
+            _log.warning("shared secret sent without TLS", tier=self.name)
         self.endpoints: list[Endpoint] = []
         for target in settings.endpoints:
-            channel = grpc.aio.insecure_channel(target, options=options)
+            channel = open_channel(target, tls, options)
             endpoint = Endpoint(
                 target=target,
                 channel=channel,
@@ -154,7 +176,7 @@ class TierClient:
         Raises :class:`TierFailure` when the tier cannot serve, or ``DeadlineExceededError``
         when the caller's deadline ran out.
         """
-        metadata = ((REQUEST_ID_KEY, request_id),)
+        metadata = ((REQUEST_ID_KEY, request_id), *self._metadata)
         attempts = self._resilience.retries + 1
         for attempt in range(attempts):
             endpoint = self._pick()
@@ -196,7 +218,15 @@ class TierClient:
                     raise DeadlineExceededError(
                         f"deadline exceeded while tier {self.name} was answering"
                     ) from exc
-                failure = TierFailure(self.name, code.name, exc.details() or "", _field_of(exc))
+                if code is grpc.StatusCode.INVALID_ARGUMENT and not received:
+                    raise _invalid_argument(self.name, exc) from exc
+                violation = _violation(exc)
+                failure = TierFailure(
+                    self.name,
+                    code.name,
+                    exc.details() or "",
+                    violation[0] if violation is not None else None,
+                )
                 _log.warning(
                     "tier call failed",
                     tier=self.name,
@@ -242,7 +272,9 @@ class TierClient:
         request = health_pb2.HealthCheckRequest(service=MODEL_SERVICE)
         try:
             reply = await endpoint.health.Check(
-                request, timeout=self._resilience.health_check_timeout_seconds
+                request,
+                timeout=self._resilience.health_check_timeout_seconds,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()

@@ -6,6 +6,9 @@
             ...
         result = await router.complete("Write a haiku")   # text + routing facts
 
+Over TLS: ``Router(target, tls=ClientTls(ca_file="ca.pem"))``; for mutual TLS add
+``cert_file`` and ``key_file``; ``server_name`` when the certificate names another host.
+
 Every call has a deadline (``timeout``, seconds). ``UNAVAILABLE`` is retried with jittered
 backoff, but only before the first event arrived (never a retry that duplicates text). Errors are
 raised as :class:`RouterError` subclasses carrying the gRPC status code and its details.
@@ -23,9 +26,12 @@ from typing import Any, Self
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from tierroute.config import ClientTls
+from tierroute.transport import open_channel
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
 __all__ = [
+    "ClientTls",
     "Completion",
     "Escalation",
     "FinishedEvent",
@@ -228,13 +234,16 @@ class Router:
         retries: int = 2,
         backoff_seconds: float = 0.2,
         credentials: grpc.ChannelCredentials | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
+        if credentials is not None and tls is not None:
+            raise ValueError("pass credentials or tls, not both")
         self._channel = (
             grpc.aio.secure_channel(target, credentials)
             if credentials is not None
-            else grpc.aio.insecure_channel(target)
+            else open_channel(target, tls)
         )
         self._stub = router_service_pb2_grpc.RouterServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata: tuple[tuple[str, str], ...] = (

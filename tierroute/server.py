@@ -1,9 +1,10 @@
 """One gRPC server bootstrap for every tierroute service.
 
 It builds a ``grpc.aio`` server with the error-mapping interceptor, standard health checking
-(``grpc.health.v1``), server reflection and a Prometheus ``/metrics`` endpoint, and shuts down
-gracefully: health NOT_SERVING, ``server.stop(grace)`` so in-flight streams finish, then the
-owner's shutdown hook (for example the engine's).
+(``grpc.health.v1``), server reflection and a Prometheus ``/metrics`` endpoint, serves TLS
+(or mutual TLS) when ``server.tls`` is set, and shuts down gracefully: health NOT_SERVING,
+``server.stop(grace)`` so in-flight streams finish, then the owner's shutdown hook (for
+example the engine's).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from tierroute.config import ServerSettings
 from tierroute.status import ErrorMappingInterceptor
+from tierroute.transport import server_credentials
 
 _log = structlog.get_logger("tierroute.server")
 
@@ -48,6 +50,10 @@ class ServerBootstrap:
         self._settings = settings
         self._services = tuple(services)
         self._registry = registry
+        # Read the certificate files now: a file that vanished since the settings loaded
+        # fails the build, before anything is started.
+        if credentials is None and settings.tls is not None:
+            credentials = server_credentials(settings.tls)
         self._credentials = credentials
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -87,7 +93,21 @@ class ServerBootstrap:
             )
             self._metrics_server = http_server
             self.metrics_port = int(http_server.server_port)
-        _log.info("serving", port=self.port, metrics_port=self.metrics_port, services=names)
+        _log.info(
+            "serving",
+            port=self.port,
+            metrics_port=self.metrics_port,
+            services=names,
+            tls=self._tls_mode(),
+        )
+
+    def _tls_mode(self) -> str:
+        tls = self._settings.tls
+        if self._credentials is None:
+            return "off"
+        if tls is not None and tls.require_client_auth:
+            return "mutual"
+        return "on"
 
     async def set_serving(self, serving: bool) -> None:
         """Report SERVING (ready) or NOT_SERVING for the whole server and each service."""
