@@ -197,7 +197,7 @@ class Cascade:
         index = plan.start
         failed: set[int] = set()
         unconfident: _Attempt | None = None  # latest complete but unconfident answer
-        degrading = ""
+        degrading = False  # a larger tier failed: serve from the smaller ones, never escalate
         while True:
             tier = plan.tiers[index]
             may_escalate = (
@@ -233,11 +233,11 @@ class Cascade:
                     )
                     index = larger
                     continue
-                degrading = degrading or f"tier {tier} unavailable ({exc.code}: {exc.message})"
+                degrading = True
                 if unconfident is not None:
                     # Escalations up to the tier whose answer is kept still happened.
                     del self._pending[unconfident.pending_mark :]
-                    async for event in self._finish(unconfident, degraded_reason=degrading):
+                    async for event in self._finish(unconfident, degraded=True):
                         yield event
                     return
                 smaller = [i for i in range(index - 1, -1, -1) if i not in failed]
@@ -267,7 +267,7 @@ class Cascade:
                 )
                 index += 1
                 continue
-            async for event in self._finish(attempt, degraded_reason=degrading):
+            async for event in self._finish(attempt, degraded=degrading):
                 yield event
             return
 
@@ -336,7 +336,18 @@ class Cascade:
             events.extend(self._forward(attempt, chunk))
         return events
 
-    async def _finish(self, attempt: _Attempt, degraded_reason: str) -> AsyncIterator[CascadeEvent]:
+    async def _finish(self, attempt: _Attempt, degraded: bool) -> AsyncIterator[CascadeEvent]:
+        # The reason names every larger tier that failed, a dead middle tier as well as the
+        # last one, since each of them is why a smaller tier's answer is served.
+        degraded_reason = (
+            "; ".join(
+                f"tier {a.tier} unavailable ({a.error.code}: {a.error.message})"
+                for a in self._attempts
+                if a.error is not None and a.index > attempt.index
+            )
+            if degraded
+            else ""
+        )
         if self._pending:
             self._escalated = True
             for escalation in self._pending:
@@ -350,7 +361,7 @@ class Cascade:
             result=attempt.result,
             usages=self.usages(served=attempt),
             escalated=self._escalated,
-            degraded=bool(degraded_reason),
+            degraded=degraded,
             degraded_reason=degraded_reason,
         )
 

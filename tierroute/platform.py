@@ -81,6 +81,22 @@ PRESETS: Mapping[str, tuple[TierSpec, ...]] = {
 """Named tier sets of the local platform, cheapest tier first (the escalation chain)."""
 
 
+def preset_models(name: str) -> tuple[str, ...]:
+    """Catalog keys of the models the preset ``name`` serves (what ``models prepare`` needs)."""
+    return tuple(tier.model or tier.name for tier in PRESETS[name])
+
+
+def preset_router_overrides(name: str) -> dict[str, object]:
+    """Router settings the preset ``name`` needs beyond the local defaults (a fresh dict)."""
+    if name == "code3":
+        # The rules and the classifier were made for a pair whose small tier cannot write code:
+        # they send every coding prompt straight to the last tier, which would leave the chain
+        # nothing to do. Here every request starts on the cheapest tier and the tiers' own
+        # confidence moves it up, one tier at a time.
+        return {"rules": {"enabled": False}, "classifier": {"enabled": False}}
+    return {}
+
+
 @dataclass
 class PlatformOptions:
     """What :class:`LocalPlatform` starts and where it writes its logs and configuration."""

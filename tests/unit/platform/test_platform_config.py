@@ -43,8 +43,9 @@ def test_overrides_merge_section_by_section(tmp_path: Path) -> None:
 
 
 def _row(served: str, cost: float, baseline: float, escalated: bool = False) -> DemoRow:
+    tried = f"small>{served}" if escalated else served
     return DemoRow(
-        "fact", "small", "classifier", served, escalated, 0.8, 5, 5, cost, baseline, 0.1, "x"
+        "fact", "small", "classifier", served, tried, escalated, 0.8, 5, 5, cost, baseline, 0.1, "x"
     )
 
 

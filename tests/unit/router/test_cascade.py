@@ -377,3 +377,175 @@ def test_the_caller_always_ends_up_with_exactly_the_served_answer(
     if not result.degraded and p.mode is not FallbackModeName.DISABLED:
         is_last = p.tiers.index(result.served_tier) == len(p.tiers) - 1
         assert is_last or served.confidence >= p.threshold
+
+
+# An ordered chain of three tiers, as the code3 preset runs it: every mode that escalates must
+# walk it one tier at a time, list every tier it tried, and stop at the last one.
+CHAIN = ("tiny", "small", "large")
+ESCALATING = [B, S, E]
+
+
+def chain(**scripts: TierScript) -> FakeTiers:
+    """Fake tiers of :data:`CHAIN`; unnamed tiers answer confidently."""
+    return FakeTiers({name: scripts.get(name, TierScript()) for name in CHAIN})
+
+
+def unsure(words: tuple[str, ...] = ("a", "b", "c", "d")) -> TierScript:
+    """A tier whose running confidence passes the early window but whose final one is low."""
+    return TierScript(words=words, running=(0.9,) * len(words), confidence=0.3)
+
+
+def kept_text(events: list[CascadeEvent]) -> list[object]:
+    """What the caller holds after applying every escalation's discard."""
+    kept: list[object] = []
+    for event in events:
+        if isinstance(event, Escalation):
+            assert len(kept) == event.discarded_tokens
+            kept = []
+        elif isinstance(event, Forward):
+            kept.append(event.chunk.payload)
+    return kept
+
+
+def usage_rows(result: Outcome) -> list[tuple[str, int, int, bool]]:
+    return [(u.tier, u.prompt_tokens, u.completion_tokens, u.discarded) for u in result.usages]
+
+
+@pytest.mark.parametrize("mode", ESCALATING)
+async def test_chain_unsure_tiny_and_small_ends_on_large(mode: FallbackModeName) -> None:
+    tiers = chain(tiny=unsure(), small=unsure(("p", "q", "r")), large=TierScript(words=("z",)))
+    events = await run(plan(mode, CHAIN, k=2), tiers)
+    assert [(e.from_tier, e.to_tier, e.cause) for e in escalations(events)] == [
+        ("tiny", "small", EscalationCauseName.LOW_CONFIDENCE),
+        ("small", "large", EscalationCauseName.LOW_CONFIDENCE),
+    ]
+    assert kept_text(events) == ["large:z"]
+    result = outcome(events)
+    assert (result.served_tier, result.escalated, result.degraded) == ("large", True, False)
+    assert usage_rows(result) == [
+        ("tiny", 10, 4, True),
+        ("small", 10, 3, True),
+        ("large", 10, 1, False),
+    ]
+    assert tiers.opened == list(CHAIN)
+    if mode is B:
+        assert forwarded(events) == ["large:z"]  # the discarded answers never reached the caller
+    else:
+        # Streamed (past the window): the caller saw each answer and is told to drop it.
+        assert [e.discarded_tokens for e in escalations(events)] == [4, 3]
+
+
+@pytest.mark.parametrize("mode", ESCALATING)
+async def test_chain_unsure_only_on_tiny_ends_on_small(mode: FallbackModeName) -> None:
+    tiers = chain(tiny=unsure(), small=TierScript(words=("s",), confidence=0.8))
+    events = await run(plan(mode, CHAIN, k=2), tiers)
+    assert [(e.from_tier, e.to_tier) for e in escalations(events)] == [("tiny", "small")]
+    assert kept_text(events) == ["small:s"]
+    result = outcome(events)
+    assert (result.served_tier, result.escalated) == ("small", True)
+    assert usage_rows(result) == [("tiny", 10, 4, True), ("small", 10, 1, False)]
+    assert tiers.opened == ["tiny", "small"]  # the large tier is never asked
+
+
+async def test_chain_early_window_abandons_each_tier_after_k_tokens() -> None:
+    low = TierScript(words=tuple("abcdef"), running=(0.2,) * 6)
+    tiers = chain(tiny=low, small=low, large=TierScript(words=("z",)))
+    events = await run(plan(E, CHAIN, k=2), tiers)
+    assert [(e.from_tier, e.to_tier, e.cause) for e in escalations(events)] == [
+        ("tiny", "small", EscalationCauseName.EARLY_WINDOW),
+        ("small", "large", EscalationCauseName.EARLY_WINDOW),
+    ]
+    assert forwarded(events) == ["large:z"]
+    assert tiers.closed_early == ["tiny", "small"]
+    # Two tokens seen on each abandoned tier; prompt tokens estimated from the large tier's.
+    assert usage_rows(outcome(events)) == [
+        ("tiny", 10, 2, True),
+        ("small", 10, 2, True),
+        ("large", 10, 1, False),
+    ]
+
+
+@pytest.mark.parametrize("mode", ESCALATING)
+async def test_chain_stops_at_the_last_tier_and_serves_it_unsure(mode: FallbackModeName) -> None:
+    tiers = chain(tiny=unsure(), small=unsure(), large=unsure(("z",)))
+    events = await run(plan(mode, CHAIN, k=2), tiers)
+    result = outcome(events)
+    assert (result.served_tier, result.degraded) == ("large", False)
+    assert result.result.confidence == pytest.approx(0.3)
+    assert len(escalations(events)) == 2
+    assert tiers.opened == list(CHAIN)  # no tier asked twice, nothing after the last
+    assert kept_text(events) == ["large:z"]
+
+
+@pytest.mark.parametrize("mode", ESCALATING)
+async def test_chain_pinned_middle_tier_escalates_only_upward(mode: FallbackModeName) -> None:
+    tiers = chain(small=unsure(), large=TierScript(words=("z",)))
+    events = await run(plan(mode, CHAIN, start=1, k=2), tiers)
+    assert [(e.from_tier, e.to_tier) for e in escalations(events)] == [("small", "large")]
+    result = outcome(events)
+    assert result.served_tier == "large"
+    assert [(u.tier, u.discarded) for u in result.usages] == [("small", True), ("large", False)]
+    assert "tiny" not in tiers.opened
+
+
+async def test_chain_pinned_middle_tier_degrades_to_itself_not_below() -> None:
+    tiers = chain(small=unsure(("s",)), large=TierScript(fail_code="UNAVAILABLE"))
+    events = await run(plan(B, CHAIN, start=1), tiers)
+    result = outcome(events)
+    assert (result.served_tier, result.degraded) == ("small", True)
+    assert tiers.opened == ["small", "large"]
+    assert forwarded(events) == ["small:s"]
+
+
+@pytest.mark.parametrize("mode", ESCALATING)
+async def test_chain_dead_middle_tier_is_skipped(mode: FallbackModeName) -> None:
+    tiers = chain(tiny=unsure(), small=TierScript(fail_code="UNAVAILABLE"), large=TierScript())
+    events = await run(plan(mode, CHAIN, k=2), tiers)
+    assert [(e.from_tier, e.to_tier, e.cause) for e in escalations(events)] == [
+        ("tiny", "small", EscalationCauseName.LOW_CONFIDENCE),
+        ("small", "large", EscalationCauseName.TIER_ERROR),
+    ]
+    result = outcome(events)
+    # A larger tier served, so the answer is not degraded (the proto's meaning of the flag).
+    assert (result.served_tier, result.escalated, result.degraded) == ("large", True, False)
+    assert usage_rows(result) == [
+        ("tiny", 10, 4, True),
+        ("small", 0, 0, True),  # refused before prefill: no tokens, listed all the same
+        ("large", 10, 4, False),
+    ]
+
+
+async def test_chain_routed_to_a_dead_middle_tier_goes_up() -> None:
+    tiers = chain(small=TierScript(fail_code="UNAVAILABLE"), large=TierScript(words=("z",)))
+    events = await run(plan(B, CHAIN, start=1), tiers)
+    result = outcome(events)
+    assert (result.served_tier, result.degraded) == ("large", False)
+    assert tiers.opened == ["small", "large"]
+
+
+async def test_chain_dead_middle_and_last_tiers_degrade_naming_both() -> None:
+    tiers = chain(
+        tiny=unsure(("t",)),
+        small=TierScript(fail_code="UNAVAILABLE"),
+        large=TierScript(fail_code="INTERNAL"),
+    )
+    events = await run(plan(B, CHAIN), tiers)
+    result = outcome(events)
+    assert (result.served_tier, result.degraded, result.escalated) == ("tiny", True, False)
+    assert "tier small unavailable (UNAVAILABLE" in result.degraded_reason
+    assert "tier large unavailable (INTERNAL" in result.degraded_reason
+    assert escalations(events) == []  # the caller never heard of escalations that fell through
+    assert forwarded(events) == ["tiny:t"]
+
+
+async def test_chain_last_tier_down_degrades_past_a_dead_middle_tier() -> None:
+    tiers = chain(
+        tiny=TierScript(words=("t",)),
+        small=TierScript(fail_code="UNAVAILABLE"),
+        large=TierScript(fail_code="UNAVAILABLE"),
+    )
+    events = await run(plan(B, CHAIN, start=2), tiers)
+    result = outcome(events)
+    assert (result.served_tier, result.degraded) == ("tiny", True)
+    assert tiers.opened == ["large", "small", "tiny"]
+    assert "small" in result.degraded_reason and "large" in result.degraded_reason
