@@ -91,12 +91,23 @@ def validate_generate(
     request: router_service_pb2.RouterServiceGenerateRequest, limits: LimitsSettings
 ) -> int:
     """Check a Generate request; returns the prompt size (bytes)."""
-    if len(request.request_id) > MAX_REQUEST_ID_CHARS:
-        raise InvalidArgumentError("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")
+    if not usable_request_id(request.request_id):
+        raise InvalidArgumentError(
+            "request_id", f"at most {MAX_REQUEST_ID_CHARS} printable ASCII characters"
+        )
     size = validate_prompt(request.prompt, request.HasField("prompt"), limits)
     validate_sampling(request.sampling, limits)
     validate_options(request.options)
     return size
+
+
+def usable_request_id(request_id: str) -> bool:
+    """True when the id may travel in gRPC metadata (printable ASCII, at most 128 characters)."""
+    return (
+        len(request_id) <= MAX_REQUEST_ID_CHARS
+        and request_id.isascii()
+        and request_id.isprintable()
+    )
 
 
 def routing_text(prompt: common_pb2.Prompt) -> str:

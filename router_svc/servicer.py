@@ -135,7 +135,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         started = time.monotonic()
         remaining = context.time_remaining()
         deadline = None if remaining is None else started + remaining
-        request_id = request.request_id or _metadata(context, REQUEST_ID_KEY) or uuid.uuid4().hex
+        # An id that cannot go into metadata is refused by validation; until then it is not used.
+        caller_id = request.request_id if requests.usable_request_id(request.request_id) else ""
+        request_id = caller_id or _metadata(context, REQUEST_ID_KEY) or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
         run = _Run(request_id, _metadata(context, TENANT_KEY), started)
         if self._settings.logging.log_prompts:
