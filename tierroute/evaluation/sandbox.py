@@ -27,9 +27,10 @@ result says so. In the program: ``RLIMIT_CPU``, ``RLIMIT_AS``/``RLIMIT_DATA``, `
 The limits are set by the launcher rather than a ``preexec_fn`` because ``preexec_fn`` is not
 safe in a process with threads (the evaluation scores answers from a thread pool).
 
-The result's ``isolation`` names what applied: ``"<network>,<user>"`` with network one of
-``netns+pidns``, ``netns``, ``userns+netns+pidns``, ``userns+netns``, ``audit-hook`` or
-``network-allowed``, and user one of ``throwaway-uid``, ``root`` or ``own-uid``.
+The result's ``isolation`` names what applied: ``"<network>,<user>"``. Network is one of
+``netns+pidns``, ``netns``, ``userns+netns+pidns``, ``userns+netns`` or ``audit-hook``; with
+``Limits(network=True)`` it is ``network-allowed`` (``+pidns`` or ``+userns+pidns`` where
+possible). User is one of ``throwaway-uid``, ``root`` or ``own-uid``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ NAMESPACE_PLANS: tuple[tuple[str, int], ...] = (
 )
 """Namespace sets tried in order, strongest first; the first that ``unshare`` accepts applies."""
 
+OPEN_NETWORK_PLANS: tuple[tuple[str, int], ...] = (
+    ("network-allowed+pidns", CLONE_NEWNS_FLAGS["pid"]),
+    ("network-allowed+userns+pidns", CLONE_NEWNS_FLAGS["user"] | CLONE_NEWNS_FLAGS["pid"]),
+)
+"""With the network allowed, only a PID namespace is tried (so nothing outlives the run)."""
+
 THROWAWAY_UID_BASE = 1_500_000_000
 """Throw-away uids are drawn above this (far from any real account or container id map)."""
 
@@ -82,14 +89,12 @@ import ctypes, json, os, resource, sys
 cfg = json.loads(sys.argv[1])
 fd = cfg["status_fd"]
 libc = ctypes.CDLL(None, use_errno=True)
-net = "network-allowed"
-if not cfg["network"]:
-    net = "audit-hook"
-    for name, flags in (cfg["plans"] if cfg["namespaces"] else []):
-        if libc.unshare(flags) == 0:
-            net = name
-            break
-uid = cfg["uid"] if not net.startswith("userns") else None
+net = "network-allowed" if cfg["network"] else "audit-hook"
+for name, flags in cfg["plans"]:
+    if libc.unshare(flags) == 0:
+        net = name
+        break
+uid = cfg["uid"] if "userns" not in net else None
 user = "throwaway-uid" if uid is not None else ("root" if os.geteuid() == 0 else "own-uid")
 os.write(fd, f"isolation {net},{user}\n".encode())
 if os.fork():
@@ -210,15 +215,14 @@ def _run(source: str, limits: Limits, *, namespaces: bool) -> SandboxResult:
         program.write_text(source, encoding="utf-8")
         guard = workdir / "_guard.py"
         guard.write_text(GUARD, encoding="utf-8")
-        python, uid = _program_interpreter_and_uid()
+        python, uid = _program_interpreter_and_uid(workdir)
         if uid is not None:
             for path in (workdir, program, guard):
                 os.chown(path, uid, uid)
         config = {
             "status_fd": write_fd,
             "network": limits.network,
-            "namespaces": namespaces,
-            "plans": NAMESPACE_PLANS,
+            "plans": _plans(limits, namespaces),
             "uid": uid,
             "python": python,
             "program": str(program),
@@ -280,6 +284,12 @@ def _launch(
     return timed_out, ""
 
 
+def _plans(limits: Limits, namespaces: bool) -> tuple[tuple[str, int], ...]:
+    if not namespaces:
+        return ()
+    return OPEN_NETWORK_PLANS if limits.network else NAMESPACE_PLANS
+
+
 def _rlimits(limits: Limits, own_uid: bool) -> list[tuple[str, int]]:
     rlimits = [
         ("RLIMIT_AS", limits.memory_bytes),
@@ -294,10 +304,13 @@ def _rlimits(limits: Limits, own_uid: bool) -> list[tuple[str, int]]:
     return rlimits
 
 
-def _program_interpreter_and_uid() -> tuple[str, int | None]:
-    """The interpreter for the program and, under root, a throw-away uid to run it as."""
+def _program_interpreter_and_uid(workdir: Path) -> tuple[str, int | None]:
+    """The interpreter for the program and, under root, a throw-away uid to run it as.
+
+    The uid is used only where it can reach both the interpreter and the working directory.
+    """
     ours = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not _world_readable(str(workdir.parent)):
         return ours, None
     minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [(ours, sysconfig.get_paths()["stdlib"])]
