@@ -49,7 +49,8 @@ CHAT_INSTRUCTION = (
 )
 """What precedes the HumanEval prompt in the chat format."""
 
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+_PYTHON_FENCES = ("", "python", "python3", "py")
+"""Info strings of fenced blocks taken as Python (a bare fence included)."""
 _KEPT_NODES = (
     ast.Import,
     ast.ImportFrom,
@@ -145,11 +146,33 @@ def score(task: CodeTask, completion: str, limits: Limits = Limits()) -> Sandbox
 
 
 def _fenced(task: CodeTask, completion: str) -> str | None:
-    blocks = _FENCE.findall(completion)
+    """The Python block defining the entry point, else the first Python block, else None."""
+    blocks = _python_blocks(completion)
     if not blocks:
         return None
     defining = [b for b in blocks if re.search(rf"def\s+{re.escape(task.entry_point)}\b", b)]
-    return str(defining[0] if defining else blocks[0])
+    return defining[0] if defining else blocks[0]
+
+
+def _python_blocks(text: str) -> list[str]:
+    """The contents of the fenced blocks of ``text`` marked as Python (or unmarked); a block
+    left open at the end (an answer cut at the token limit) counts."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    language = ""
+    for line in text.splitlines():
+        fence = line.strip().startswith("```")
+        if current is None and fence:
+            current, language = [], line.strip()[3:].strip().lower()
+        elif current is not None and fence:
+            if language in _PYTHON_FENCES:
+                blocks.append("\n".join(current) + "\n")
+            current = None
+        elif current is not None:
+            current.append(line)
+    if current is not None and language in _PYTHON_FENCES:
+        blocks.append("\n".join(current) + "\n")
+    return blocks
 
 
 def _cut_at_stop(text: str) -> str:
