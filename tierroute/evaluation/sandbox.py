@@ -79,9 +79,6 @@ OPEN_NETWORK_PLANS: tuple[tuple[str, int], ...] = (
 THROWAWAY_UID_BASE = 1_500_000_000
 """Throw-away uids are drawn above this (far from any real account or container id map)."""
 
-PROGRAM_EXEC_FAILED = 125
-"""The init's exit code when the program could not be started (a sandbox error)."""
-
 # The launcher and init, run as `python -I -S -c LAUNCHER CONFIG`. It runs with the parent's
 # rights, before any untrusted code; only the last `execv` starts the program.
 LAUNCHER = r"""
@@ -94,9 +91,6 @@ for name, flags in cfg["plans"]:
     if libc.unshare(flags) == 0:
         net = name
         break
-uid = cfg["uid"] if "userns" not in net else None
-user = "throwaway-uid" if uid is not None else ("root" if os.geteuid() == 0 else "own-uid")
-os.write(fd, f"isolation {net},{user}\n".encode())
 if os.fork():
     _, wait_status = os.wait()
     os._exit(0)
@@ -110,10 +104,17 @@ if pid:
             os._exit(0)
 try:
     os.set_inheritable(fd, False)
+    user = "root" if os.geteuid() == 0 else "own-uid"
+    uid = cfg["uid"] if "userns" not in net else None
     if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            user = "throwaway-uid"
+        except PermissionError:
+            pass  # no CAP_SETUID (a restricted container): keep the uid and say so
+    os.write(fd, f"isolation {net},{user}\n".encode())
     for name, value in cfg["rlimits"]:
         resource.setrlimit(getattr(resource, name), (value, value))
     soft_cpu = cfg["cpu_seconds"]
