@@ -22,7 +22,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.faults.helpers import CLIENT_OPTIONS, scrape
-from tierroute.launch import ServiceProcess, free_port, launch_module
+from tierroute.launch import ServiceProcess
+from tierroute.paths import default_cache_dir
 from tierroute.v1 import router_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,27 +53,35 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class ModelProcess:
-    """One scripted model service; killed and restarted on the same ports by the tests."""
+class _Service:
+    """A child service started from the repository root, restartable on the same ports."""
 
-    def __init__(self, logs: Path, name: str, tier: str, args: Sequence[str]) -> None:
+    def __init__(self, logs: Path, name: str, module: str, args: Sequence[str]) -> None:
         self.name = name
-        self.tier = tier
-        self.events_path = logs / f"{name}.events"
+        self._module = module
+        self._args = list(args)
         self._log = logs / f"{name}.log"
-        self._args = ["--tier", tier, "--events", str(self.events_path), *args]
-        self.process = self._launch(port=None, metrics_port=None)
+        # Started without waiting, so that a scenario's processes boot side by side.
+        self.process = self._spawn(port=None, metrics_port=None)
 
-    def _launch(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
-        return launch_module(
-            MODEL_MODULE,
+    def _spawn(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
+        return ServiceProcess(
+            self._module,
             self._args,
             cwd=ROOT,
             log_path=self._log,
             port=port,
             metrics_port=metrics_port,
-            timeout_seconds=START_SECONDS,
         )
+
+    def wait_until_serving(self) -> None:
+        """Until its health says SERVING (fails with its output if it does not)."""
+        self.process.wait_until_serving(START_SECONDS)
+
+    def restart(self) -> None:
+        """Start again on the same gRPC and metrics ports (after it ended) and wait."""
+        self.process = self._spawn(self.process.port, self.process.metrics_port)
+        self.wait_until_serving()
 
     @property
     def address(self) -> str:
@@ -84,15 +93,22 @@ class ModelProcess:
         """Port of its ``/metrics``."""
         return self.process.metrics_port
 
+
+class ModelProcess(_Service):
+    """One scripted model service; killed and restarted on the same ports by the tests."""
+
+    def __init__(self, logs: Path, name: str, tier: str, args: Sequence[str]) -> None:
+        self.tier = tier
+        self.events_path = logs / f"{name}.events"
+        super().__init__(
+            logs, name, MODEL_MODULE, ["--tier", tier, "--events", str(self.events_path), *args]
+        )
+
     def kill(self) -> None:
         """SIGKILL the process group, as a crashed pod or an OOM kill would end it."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.stop()
-
-    def restart(self) -> None:
-        """Start again on the same gRPC and metrics ports (after :meth:`kill`)."""
-        self.process = self._launch(self.process.port, self.process.metrics_port)
 
     def events(self) -> list[str]:
         """Kinds of engine events so far (``start``, ``finish``, ``abort``), in order."""
@@ -109,39 +125,13 @@ class ModelProcess:
         return self.gauge("active_streams") == 0 and self.gauge("engine_unfinished_requests") == 0
 
 
-class RouterProcess:
+class RouterProcess(_Service):
     """``python -m router_svc`` over a generated config; restartable on the same ports."""
 
     def __init__(self, logs: Path, name: str, config: dict[str, Any]) -> None:
         self.config_path = logs / f"{name}.json"
         self.config_path.write_text(json.dumps(config, indent=2))
-        self._log = logs / f"{name}.log"
-        self.process = self._launch(port=None, metrics_port=None)
-
-    def _launch(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
-        return launch_module(
-            "router_svc",
-            ["--config", str(self.config_path)],
-            cwd=ROOT,
-            log_path=self._log,
-            port=port,
-            metrics_port=metrics_port,
-            timeout_seconds=START_SECONDS,
-        )
-
-    @property
-    def address(self) -> str:
-        """``host:port`` of its gRPC server."""
-        return self.process.address
-
-    @property
-    def metrics_port(self) -> int | None:
-        """Port of its ``/metrics``."""
-        return self.process.metrics_port
-
-    def restart(self) -> None:
-        """Start a new router on the same ports (after the old one ended)."""
-        self.process = self._launch(self.process.port, self.process.metrics_port)
+        super().__init__(logs, name, "router_svc", ["--config", str(self.config_path)])
 
     def metric(self, sample: str) -> float | None:
         """One ``tierroute_router_*`` sample, labels included."""
@@ -155,6 +145,7 @@ class Launcher:
         self.logs = logs
         self._models: list[ModelProcess] = []
         self._routers: list[RouterProcess] = []
+        self._waiting: list[_Service] = []
 
     def model(
         self,
@@ -168,7 +159,8 @@ class Launcher:
         die_after: int | None = None,
         max_streams: int = 32,
     ) -> ModelProcess:
-        """Start a scripted model service (see :mod:`.scripted_model` for the knobs)."""
+        """Start a scripted model service (see :mod:`.scripted_model` for the knobs);
+        :meth:`ready` waits for it."""
         args = [
             "--tokens",
             str(tokens),
@@ -185,12 +177,14 @@ class Launcher:
             args += ["--die-after", str(die_after)]
         model = ModelProcess(self.logs, name, tier, args)
         self._models.append(model)
+        self._waiting.append(model)
         return model
 
     def router(
         self, name: str, tiers: Mapping[str, Sequence[str]], **overrides: Any
     ) -> RouterProcess:
-        """Start a router over ``tiers`` (name → endpoints, cheapest first)."""
+        """Start a router over ``tiers`` (name → endpoints, cheapest first); :meth:`ready`
+        waits for it."""
         config: dict[str, Any] = {
             "classifier": {"enabled": False},
             "rules": {"enabled": False},
@@ -209,18 +203,51 @@ class Launcher:
         }
         router = RouterProcess(self.logs, name, _merge(config, overrides))
         self._routers.append(router)
+        self._waiting.append(router)
         return router
 
+    def ready(self) -> None:
+        """Wait until every process started since the last call is SERVING."""
+        waiting, self._waiting = self._waiting, []
+        for service in waiting:
+            service.wait_until_serving()
+
     def close(self) -> None:
-        """Stop every process still running, routers first."""
+        """Stop every process still running: all are signalled first, then reaped."""
         processes = [r.process for r in self._routers] + [m.process for m in self._models]
+        for process in processes:
+            if process.process.poll() is None:
+                process.process.send_signal(signal.SIGTERM)
         for process in processes:
             process.stop(grace_seconds=3)
 
 
-def dead_endpoint() -> str:
-    """A loopback address nothing listens on (connections are refused at once)."""
-    return f"127.0.0.1:{free_port()}"
+class Outcomes:
+    """What each scenario observed in this run, written as a Markdown table at the end
+    (``$TIERROUTE_CACHE_DIR/faults/outcomes.md``) for the reliability documentation."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def record(self, scenario: str, outcome: str) -> None:
+        """One row: the scenario and what the caller saw (codes, times)."""
+        self.rows.append((scenario, outcome))
+
+    def write(self, path: Path) -> None:
+        """The table, one row per recorded scenario."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["| Scenario | Outcome observed |", "|---|---|"]
+        lines += [f"| {scenario} | {outcome} |" for scenario, outcome in self.rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def outcomes() -> Iterator[Outcomes]:
+    """Collects the scenarios' outcomes; the table is written when the session ends."""
+    table = Outcomes()
+    yield table
+    if table.rows:
+        table.write(default_cache_dir() / "faults" / "outcomes.md")
 
 
 @pytest.fixture(scope="module")

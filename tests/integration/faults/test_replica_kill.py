@@ -18,6 +18,7 @@ import pytest
 from tests.integration.faults.conftest import (
     Launcher,
     ModelProcess,
+    Outcomes,
     RouterProcess,
     router_stub,
     serving,
@@ -61,6 +62,7 @@ def replicas(launcher: Launcher) -> Iterator[Replicas]:
     )
     large = launcher.model("large", "large")
     router = launcher.router("router", {"small": [a.address, b.address], "large": [large.address]})
+    launcher.ready()
     yield Replicas(a, b, large, router)
 
 
@@ -90,7 +92,7 @@ async def both_healthy(replicas: Replicas) -> None:
 
 
 async def test_replica_killed_before_its_first_token_is_retried_on_the_other(
-    replicas: Replicas,
+    replicas: Replicas, outcomes: Outcomes
 ) -> None:
     await both_healthy(replicas)
     async with router_stub(replicas.router.address) as stub:
@@ -114,10 +116,15 @@ async def test_replica_killed_before_its_first_token_is_retried_on_the_other(
         await eventually(lambda: replicas.router.metric('healthy_endpoints{tier="small"}') == 1)
         assert tiers["small"].endpoints == 2
     assert (replicas.router.metric('tier_errors_total{code="UNAVAILABLE",tier="small"}') or 0) >= 1
+    outcomes.record(
+        "small replica SIGKILLed in its prefill (2 replicas, BUFFERED)",
+        f"OK in {result.seconds:.2f} s: retried on the other replica, served by small, "
+        "not escalated; router SERVING; small healthy_endpoints 2 -> 1",
+    )
 
 
 async def test_replica_killed_after_tokens_reached_the_caller_ends_cleanly(
-    replicas: Replicas,
+    replicas: Replicas, outcomes: Outcomes
 ) -> None:
     await both_healthy(replicas)
     watch = StreamWatch()
@@ -138,9 +145,16 @@ async def test_replica_killed_after_tokens_reached_the_caller_ends_cleanly(
         again = await call(stub, request(mode=STREAMING), DEADLINE)
         assert again.code == grpc.StatusCode.OK, again.details
         assert again.finished.served_tier == "small"
+    outcomes.record(
+        "small replica SIGKILLed after tokens reached the caller (STREAMING)",
+        f'UNAVAILABLE after {result.deltas} tokens, {result.seconds:.2f} s: "{result.details}"; '
+        "router SERVING, next call OK on the other replica",
+    )
 
 
-async def test_replica_killed_mid_stream_in_buffered_mode_escalates(replicas: Replicas) -> None:
+async def test_replica_killed_mid_stream_in_buffered_mode_escalates(
+    replicas: Replicas, outcomes: Outcomes
+) -> None:
     """Tokens were streamed by the replica but held by the router: not retried on the other
     replica (the tier had answered), escalated to the large tier with the reason."""
     await both_healthy(replicas)
@@ -163,17 +177,25 @@ async def test_replica_killed_mid_stream_in_buffered_mode_escalates(replicas: Re
         assert wasted.usage.completion_tokens > 0  # the dead replica's tokens are paid for
         assert result.seconds < DEADLINE / 2
         assert await serving(replicas.router.address)
+    outcomes.record(
+        "small replica SIGKILLed mid-stream, tokens held (BUFFERED)",
+        f'OK in {result.seconds:.2f} s: Escalated(TIER_ERROR, "{escalated.reason}"), '
+        f"served by large; {wasted.usage.completion_tokens} wasted small tokens billed",
+    )
 
 
-async def test_replica_crashing_on_arrival_is_invisible_to_callers(launcher: Launcher) -> None:
+async def test_replica_crashing_on_arrival_is_invisible_to_callers(
+    launcher: Launcher, replicas: Replicas, outcomes: Outcomes
+) -> None:
     """A replica that dies as the first request reaches it (``--die-after 0``): that request
     is retried on the healthy replica, and later ones skip the dead one."""
     crashing = launcher.model("small-crashing", die_after=0)
     healthy = launcher.model("small-healthy")
-    large = launcher.model("large-2", "large")
     router = launcher.router(
-        "router-crash", {"small": [crashing.address, healthy.address], "large": [large.address]}
+        "router-crash",
+        {"small": [crashing.address, healthy.address], "large": [replicas.large.address]},
     )
+    launcher.ready()
     async with router_stub(router.address) as stub:
         results = [await call(stub, request(), DEADLINE) for _ in range(4)]
     assert [r.code for r in results] == [grpc.StatusCode.OK] * 4
@@ -183,3 +205,8 @@ async def test_replica_crashing_on_arrival_is_invisible_to_callers(launcher: Lau
     assert crashing.process.process.poll() is not None  # it really died
     assert healthy.events().count("finish") == 4
     assert await serving(router.address)
+    outcomes.record(
+        "small replica crashing as the request arrives (--die-after 0)",
+        f"4/4 OK from small, none escalated (first call {results[0].seconds:.2f} s, "
+        f"then {max(r.seconds for r in results[1:]):.2f} s at most)",
+    )
