@@ -27,9 +27,13 @@ _KEY_MARK = b"PRIVATE KEY-----"
 
 
 class Section(BaseModel):
-    """Base of every nested settings section: frozen, unknown keys rejected."""
+    """Base of every nested settings section: frozen, unknown keys rejected.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Errors never echo the input: a section's input may hold a secret (a shared secret from
+    the environment), and start-up errors are printed and logged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 def read_pem(path: Path, setting: str, kind: str) -> bytes:
@@ -173,6 +177,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
+        # As in Section: the whole input (secrets included) would show in model-level errors.
+        hide_input_in_errors=True,
     )
 
     @classmethod
