@@ -162,3 +162,15 @@ async def test_streams_are_released_on_end_and_on_cancel(
     finally:
         await small.server.stop(None)
         await large.server.stop(None)
+
+
+def test_spend_budget_is_per_key_setting_checked_by_the_gate() -> None:
+    with pytest.raises(ValidationError):
+        key("acme", "k", usd_per_day=0)  # a zero budget would refuse everything: unset it
+    gate = TenantGate([key("capped", "c", usd_per_day=0.01), key("free", "f")])
+    capped, free = gate.authenticate("Bearer c"), gate.authenticate("Bearer f")
+    gate.charge(capped, 0.01)
+    gate.charge(free, 1000.0)
+    gate.check_budget(free)  # no budget configured: never refused
+    with pytest.raises(OverloadedError, match="daily budget of 0.010000 USD"):
+        gate.check_budget(capped)
