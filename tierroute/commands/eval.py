@@ -7,9 +7,11 @@ Sub-commands:
   Markdown and PNGs.
 - ``cross-benchmark``: the classifier head trained without a benchmark, replayed on it.
 - ``make-task``: a live task file (few-shot arithmetic with gold answers).
-- ``live DATA --router ADDR`` (or ``--start-platform``): prompts through the real tiers, scored.
+- ``live DATA`` or ``live --task humaneval``: prompts through the real tiers, scored (exact match,
+  or by running the task's tests in a sandbox); against ``--router ADDR`` or a platform it
+  starts itself (``--tiers pair|code3``).
 - ``fit-confidence RECORDS``: the confidence calibration and the fallback threshold, fitted on
-  one half of live results and reported on the other; writes configuration for both services.
+  one half of live results and reported on the other; writes configuration for the services.
 
 Results go to ``$TIERROUTE_CACHE_DIR/eval/`` unless ``--out-dir`` says otherwise; progress to
 stderr, a summary to stdout. Heavy imports happen inside the command functions.
@@ -31,7 +33,7 @@ POLICY_CHOICES = (
     "always-strong",
     "oracle",
 )
-ARM_CHOICES = ("small", "large", "tierroute", "cascade")
+PRESET_CHOICES = ("pair", "code3")
 
 
 def register(subparsers: Any) -> None:
@@ -157,29 +159,56 @@ def _register_make_task(commands: Any) -> None:
 
 
 def _register_live(commands: Any) -> None:
-    live = commands.add_parser("live", help="send prompts with gold answers through the router")
-    live.add_argument("data", type=Path, help="task JSONL: id, prompt, answer, kind, source")
-    target = live.add_mutually_exclusive_group(required=True)
+    live = commands.add_parser("live", help="send prompts through the router and score them")
+    live.add_argument(
+        "data", type=Path, nargs="?", help="task JSONL: id, prompt, answer, kind, source"
+    )
+    live.add_argument(
+        "--task",
+        default=None,
+        help="a code task set instead of DATA (humaneval, ...): scored by running its tests",
+    )
+    target = live.add_mutually_exclusive_group()
     target.add_argument("--router", help="address of a running router (host:port)")
     target.add_argument(
         "--start-platform",
         action="store_true",
-        help="start the embedded tiers and router for this run, stop them after",
+        help="start the embedded tiers and router for this run, stop them after (the default "
+        "without --router)",
+    )
+    live.add_argument(
+        "--tiers",
+        choices=PRESET_CHOICES,
+        default="pair",
+        help="tier preset of the platform this command starts (pair: SmolLM2 > Qwen-0.5B; "
+        "code3: SmolLM2 > Qwen-Coder-0.5B > -1.5B)",
+    )
+    live.add_argument(
+        "--chain",
+        default=None,
+        help="comma-separated tiers to evaluate, the last ones of the router's chain "
+        "(default: all its tiers)",
     )
     live.add_argument(
         "--arm",
         action="append",
-        choices=ARM_CHOICES,
-        help="arm to run (repeatable; default: small, large, tierroute)",
+        help="arm to run: a tier name (pinned), tierroute or cascade (repeatable; default: all)",
     )
-    live.add_argument("--small-tier", default="small", help="name of the small tier")
-    live.add_argument("--large-tier", default="large", help="name of the large tier")
     live.add_argument("--limit", type=int, default=None, help="only the first N items")
-    live.add_argument("--max-tokens", type=int, default=16, help="tokens per answer at most")
     live.add_argument(
-        "--stop", action="append", default=None, help="stop string (default: newline)"
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="tokens per answer at most (default: 16; 384 for code tasks)",
+    )
+    live.add_argument(
+        "--stop",
+        action="append",
+        default=None,
+        help="stop string (default: newline; the task's stop sequences for code tasks)",
     )
     live.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    live.add_argument("--sandboxes", type=int, default=2, help="code sandboxes run at once")
     live.add_argument("--timeout", type=float, default=300.0, help="deadline per request (s)")
     live.add_argument(
         "--fallback-threshold",
@@ -191,14 +220,14 @@ def _register_live(commands: Any) -> None:
         "--router-config",
         type=Path,
         default=None,
-        help="with --start-platform: YAML merged into the router's configuration "
+        help="without --router: YAML merged into the router's configuration "
         "(e.g. router-policy.yaml from fit-confidence)",
     )
     live.add_argument(
         "--model-config",
         type=Path,
         default=None,
-        help="with --start-platform: model-service YAML passed to the tiers as TIERROUTE_* "
+        help="without --router: model-service YAML passed to the tiers as TIERROUTE_* "
         "variables (e.g. model-confidence.yaml from fit-confidence)",
     )
     live.add_argument(
@@ -208,7 +237,7 @@ def _register_live(commands: Any) -> None:
         help="only the items of this half of fit-confidence's split (by item id)",
     )
     live.add_argument("--split-seed", type=int, default=0, help="seed of that split")
-    live.add_argument("--title", default="Live", help="title of tables and plots")
+    live.add_argument("--title", default=None, help="title of tables and plots")
     _out_dir(live, "live")
     live.set_defaults(func=run_live)
 
@@ -217,7 +246,13 @@ def _register_fit(commands: Any) -> None:
     fit = commands.add_parser(
         "fit-confidence", help="fit the confidence calibration and the fallback threshold"
     )
-    fit.add_argument("records", type=Path, help="records.jsonl of a live run (small + large)")
+    fit.add_argument("records", type=Path, help="records.jsonl of a live run (pinned arms)")
+    fit.add_argument(
+        "--chain",
+        default=None,
+        help="comma-separated tiers, cheapest first (default: the run's, from live.json beside "
+        "the records; else small,large)",
+    )
     fit.add_argument(
         "--target",
         type=float,
@@ -341,16 +376,50 @@ def run_make_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live_items(args: argparse.Namespace) -> tuple[list[Any], Any, Any]:
+    """Items, their scorer (``None``: exact match) and the default sampling of the task."""
+    from tierroute.evaluation.live import Sampling, read_items
+    from tierroute.evaluation.live_run import select_half
+
+    if (args.data is None) == (args.task is None):
+        raise ValueError("give either a task file (DATA) or --task NAME")
+    tasks: dict[str, Any] = {}
+    if args.task is not None:
+        from tierroute.evaluation.tasks import CODE_MAX_TOKENS, code_items, code_stop_sequences
+
+        items, tasks = code_items(args.task)
+        default = Sampling(max_tokens=CODE_MAX_TOKENS, stop=code_stop_sequences())
+    else:
+        items = read_items(args.data)
+        default = Sampling()
+    if args.half is not None:
+        items = select_half(items, args.half, args.split_seed)
+    items = items[: args.limit]
+    stop = (
+        tuple(s.encode().decode("unicode_escape") for s in args.stop)
+        if args.stop is not None
+        else default.stop
+    )
+    sampling = Sampling(
+        max_tokens=args.max_tokens or default.max_tokens, stop=stop, timeout_seconds=args.timeout
+    )
+    if not tasks:
+        return items, None, sampling
+    from tierroute.evaluation.tasks import CodeScorer
+
+    return items, CodeScorer({i.id: tasks[i.id] for i in items}, args.sandboxes), sampling
+
+
 def run_live(args: argparse.Namespace) -> int:
     """Run the arms through the router; write records, the summary and plots."""
     from router_svc.config import PolicySettings
-    from tierroute.evaluation.live import Sampling, default_arms, read_items
+    from tierroute.client import RouterError
+    from tierroute.errors import TierrouteError
     from tierroute.evaluation.live_run import (
         child_environment,
         live_markdown,
         model_service_env,
         read_yaml_mapping,
-        select_half,
     )
     from tierroute.evaluation.live_run import run_live as live
     from tierroute.launch import LaunchError
@@ -358,37 +427,53 @@ def run_live(args: argparse.Namespace) -> int:
     out = _resolve_out(args, "live")
     try:
         if args.router is not None and (args.router_config or args.model_config):
-            raise ValueError("--router-config and --model-config need --start-platform")
-        items = read_items(args.data)
-        if args.half is not None:
-            items = select_half(items, args.half, args.split_seed)
-        items = items[: args.limit]
-        arms_by_name = default_arms(args.small_tier, args.large_tier, args.fallback_threshold)
-        arms = [arms_by_name[name] for name in (args.arm or ("small", "large", "tierroute"))]
+            raise ValueError("--router-config and --model-config need a platform of our own")
+        items, scorer, sampling = _live_items(args)
         overrides = read_yaml_mapping(args.router_config)
         # The threshold the cascade runs with: the request's override, else the router's.
         configured = PolicySettings(**overrides.get("policy", {})).fallback_threshold
         threshold = args.fallback_threshold if args.fallback_threshold is not None else configured
-        stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
-        sampling = Sampling(max_tokens=args.max_tokens, stop=stop, timeout_seconds=args.timeout)
+        title = args.title or (args.task or "Live")
         with child_environment(model_service_env(read_yaml_mapping(args.model_config))):
-            report = live(
-                items,
-                arms,
-                out,
-                address=args.router,
-                sampling=sampling,
-                concurrency=args.concurrency,
-                router_overrides=overrides,
-                fallback_threshold=threshold,
-                title=args.title,
-                log=_log,
-            )
-    except (FileNotFoundError, ValueError, LaunchError) as exc:
+            try:
+                report = live(
+                    items,
+                    out,
+                    address=args.router,
+                    sampling=sampling,
+                    concurrency=args.concurrency,
+                    preset=args.tiers,
+                    chain=args.chain.split(",") if args.chain else None,
+                    arm_names=args.arm,
+                    scorer=scorer,
+                    router_overrides=overrides,
+                    fallback_threshold=threshold,
+                    title=title,
+                    seed=args.split_seed,
+                    log=_log,
+                )
+            finally:
+                if scorer is not None:
+                    scorer.close()
+    except (FileNotFoundError, ValueError, LaunchError, RouterError, TierrouteError) as exc:
         return _fail(exc)
     print(live_markdown(report))
     print(f"wrote {out}")
     return 0
+
+
+def _fit_chain(args: argparse.Namespace) -> tuple[str, ...]:
+    """The tiers of the records: ``--chain``, else the run's ``live.json``, else small,large."""
+    import json
+
+    if args.chain:
+        return tuple(args.chain.split(","))
+    summary = Path(args.records).parent / "live.json"
+    if summary.exists():
+        tiers = json.loads(summary.read_text(encoding="utf-8")).get("tiers")
+        if tiers:
+            return tuple(tiers)
+    return ("small", "large")
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -402,6 +487,7 @@ def run_fit(args: argparse.Namespace) -> int:
         section = read_yaml_mapping(args.service_config).get("confidence", {})
         result = fit(
             read_records(args.records),
+            tiers=_fit_chain(args),
             base=ConfidenceSettings(**section).params(),
             current_threshold=args.current_threshold,
             target=args.target,

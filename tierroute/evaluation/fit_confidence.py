@@ -1,23 +1,29 @@
-"""Fit the small tier's confidence calibration and the fallback threshold on live results.
+"""Fit the confidence calibration and the fallback threshold on live results.
 
-Inputs are live records of the ``small`` and ``large`` arms (:mod:`tierroute.evaluation.live`).
-Items are split by a seeded hash of their id (one id per distinct prompt) into a *fit* half and
-a *report* half; everything is chosen on the fit half and only measured on the report half.
+Inputs are live records of the arms pinned to each tier of the chain (:mod:`.live`; ``small``
+and ``large`` for two tiers). Items are split by a seeded hash of their id (one id per
+distinct prompt) into a *fit* half and a *report* half; everything is chosen on the fit half
+and only measured on the report half.
 
-1. Calibration: the model service's confidence (``model_svc/confidence.py``) is a logistic
-   function of statistics the router returns with every answer — the mean log-probability
-   (length-corrected with ``prior_tokens`` pseudo-tokens of ``prior_logprob``), the lowest
-   window mean and the share of low-probability tokens. Its weights are fitted by maximum
-   likelihood (L-BFGS-B, weights bounded at 0 so the score stays monotonic, a small L2 penalty)
-   to predict whether the small tier's answer was right; the two prior parameters are chosen
-   from a small grid by 5-fold cross-validated log loss on the fit half. ``window_tokens`` and
-   ``low_prob_threshold`` stay as the service ran them: the statistics depend on them.
-2. Threshold: with the fitted scores, the cascade is simulated on the fit half at every
-   threshold; the cheapest one whose accuracy reaches ``target x`` the large tier's accuracy is
-   kept (when none does, the most accurate, cheapest among ties).
+1. Calibration, for every tier that may escalate (all but the last): the model service's
+   confidence (``model_svc/confidence.py``) is a logistic function of statistics the router
+   returns with every answer — the mean log-probability (length-corrected with
+   ``prior_tokens`` pseudo-tokens of ``prior_logprob``), the lowest window mean and the share
+   of low-probability tokens. Its weights are fitted by maximum likelihood (L-BFGS-B, weights
+   bounded at 0 so the score stays monotonic, a small L2 penalty) to predict whether that
+   tier's answer was right; the two prior parameters are chosen from a small grid by 5-fold
+   cross-validated log loss on the fit half. ``window_tokens`` and ``low_prob_threshold`` stay
+   as the service ran them: the statistics depend on them. A tier whose fit-half answers are
+   all right or all wrong has nothing to separate and keeps its parameters (when no tier can
+   be fitted, the fit fails).
+2. Threshold (one for the whole chain, as the router has): with the fitted scores, the cascade
+   is simulated on the fit half (:mod:`.chain`) at every threshold; the cheapest one whose
+   accuracy reaches ``target x`` the last tier's accuracy is kept (when none does, the most
+   accurate, cheapest among ties).
 
-The result is a ``confidence:`` section for the model service's configuration and a
-``policy.fallback_threshold`` for the router's, plus the report-half figures before and after.
+The result is a ``confidence:`` section per escalating tier for the model services'
+configuration and a ``policy.fallback_threshold`` for the router's, plus the report-half
+figures before and after, next to random escalation at the same rates.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,8 +40,15 @@ import numpy as np
 import numpy.typing as npt
 
 from model_svc.confidence import ConfidenceParams
-from tierroute.evaluation.live import LiveRecord
-from tierroute.evaluation.live_report import Paired, cascade_point, cascade_sweep, safe_auroc
+from tierroute.evaluation.chain import (
+    Chain,
+    cascade_point,
+    cascade_sweep,
+    cheapest_reaching,
+    random_point,
+)
+from tierroute.evaluation.live import LARGE, SMALL, LiveRecord
+from tierroute.evaluation.live_report import safe_auroc
 
 Array = npt.NDArray[np.float64]
 PRIOR_TOKENS_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
@@ -116,17 +129,19 @@ def _log_loss(p: Array, y: npt.NDArray[np.bool_]) -> float:
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
 
 
-def fit_params(paired: Paired, base: ConfidenceParams) -> tuple[ConfidenceParams, dict[str, Any]]:
-    """Fitted calibration (priors by cross-validation, weights by maximum likelihood)."""
-    y = paired.small_ok
+def fit_params(
+    y: npt.NDArray[np.bool_], stats: dict[str, Array], base: ConfidenceParams
+) -> tuple[ConfidenceParams, dict[str, Any]]:
+    """Fitted calibration of one tier whose answers were right where ``y`` (priors by
+    cross-validation, weights by maximum likelihood); ``stats`` are its raw statistics."""
     if y.all() or not y.any():
-        raise ValueError("the fit half needs both right and wrong small-tier answers")
+        raise ValueError("the fit half needs both right and wrong answers of the tier")
     folds = np.arange(len(y)) % FOLDS
     best: tuple[float, float, float] | None = None
     grid = []
     for k in PRIOR_TOKENS_GRID:
         for m0 in PRIOR_LOGPROB_GRID:
-            x = _design(paired.stats, k, m0)
+            x = _design(stats, k, m0)
             losses = []
             for fold in range(FOLDS):
                 train, test = folds != fold, folds == fold
@@ -140,7 +155,7 @@ def fit_params(paired: Paired, base: ConfidenceParams) -> tuple[ConfidenceParams
                 best = (cv, k, m0)
     assert best is not None
     _, k, m0 = best
-    bias, w = _fit_logistic(_design(paired.stats, k, m0), y)
+    bias, w = _fit_logistic(_design(stats, k, m0), y)
     fitted = replace(
         base,
         bias=bias,
@@ -153,18 +168,23 @@ def fit_params(paired: Paired, base: ConfidenceParams) -> tuple[ConfidenceParams
     return fitted, {"grid": grid, "cv_log_loss": best[0]}
 
 
-def choose_threshold(paired: Paired, scores: Array, target: float) -> dict[str, float]:
-    """The cheapest threshold reaching ``target x`` large accuracy (else the most accurate)."""
-    goal = target * float(paired.large_ok.mean())
-    sweep = cascade_sweep(paired, scores)
-    reaching = [p for p in sweep if p["accuracy"] >= goal - 1e-12]
-    if reaching:
-        return min(reaching, key=lambda p: (p["relative_cost"], p["threshold"]))
-    best = max(p["accuracy"] for p in sweep)
-    return min(
-        (p for p in sweep if p["accuracy"] >= best - 1e-12),
-        key=lambda p: (p["relative_cost"], p["threshold"]),
-    )
+def chain_scores(chain: Chain, params: Mapping[str, ConfidenceParams]) -> Array:
+    """Per-tier scores recomputed with ``params`` (tiers without parameters keep theirs)."""
+    rows = []
+    for index, tier in enumerate(chain.tiers):
+        if tier in params:
+            stats = {name: values[index] for name, values in chain.stats.items()}
+            rows.append(confidence_scores(stats, params[tier]))
+        else:
+            rows.append(chain.confidence[index])
+    return np.vstack(rows)
+
+
+def choose_threshold(chain: Chain, scores: Array, target: float) -> dict[str, Any]:
+    """The cheapest threshold reaching ``target x`` last-tier accuracy (else the most accurate)."""
+    goal = target * chain.accuracy[-1]
+    point, reached = cheapest_reaching(cascade_sweep(chain, scores), goal)
+    return {**point, "reached_target": reached}
 
 
 @dataclass(frozen=True)
@@ -172,27 +192,34 @@ class FitResult:
     """Fitted parameters, the threshold, and the before/after figures."""
 
     params: ConfidenceParams
+    """The first tier's fitted parameters."""
     fallback_threshold: float
     report: dict[str, Any]
+    params_by_tier: dict[str, ConfidenceParams]
 
-    def model_config(self) -> dict[str, Any]:
-        """The model service's ``confidence:`` section."""
-        return {"confidence": asdict(self.params)}
+    def model_config(self, tier: str | None = None) -> dict[str, Any]:
+        """A model service's ``confidence:`` section (default: the first tier's)."""
+        params = self.params if tier is None else self.params_by_tier[tier]
+        return {"confidence": asdict(params)}
 
     def router_config(self) -> dict[str, Any]:
         """The router's ``policy.fallback_threshold``."""
         return {"policy": {"fallback_threshold": round(self.fallback_threshold, 6)}}
 
     def write(self, out_dir: Path) -> list[Path]:
-        """``model-confidence.yaml``, ``router-policy.yaml`` and ``fit.json`` in ``out_dir``."""
+        """``model-confidence.yaml`` (the first tier's), ``model-confidence-<tier>.yaml`` per
+        escalating tier when there are several, ``router-policy.yaml`` and ``fit.json``."""
         import yaml
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        files = {
-            out_dir / "model-confidence.yaml": yaml.safe_dump(self.model_config()),
-            out_dir / "router-policy.yaml": yaml.safe_dump(self.router_config()),
-            out_dir / "fit.json": json.dumps(self.report, indent=2) + "\n",
-        }
+        files = {out_dir / "model-confidence.yaml": yaml.safe_dump(self.model_config())}
+        if len(self.params_by_tier) > 1:
+            for tier in self.params_by_tier:
+                files[out_dir / f"model-confidence-{tier}.yaml"] = yaml.safe_dump(
+                    self.model_config(tier)
+                )
+        files[out_dir / "router-policy.yaml"] = yaml.safe_dump(self.router_config())
+        files[out_dir / "fit.json"] = json.dumps(self.report, indent=2) + "\n"
         for path, text in files.items():
             path.write_text(text, encoding="utf-8")
         return list(files)
@@ -203,64 +230,100 @@ class FitResult:
         for name in ("before", "after"):
             side = self.report["report"][name]
             point = side["at_threshold"]
+            random = side["random_at_same_rate"]
+            caught = point["errors_caught"]
             lines.append(
                 f"{name}: AUROC {side['auroc']}, threshold {side['fallback_threshold']:.4f}: "
                 f"accuracy {point['accuracy']:.3f}, escalation {point['escalation_rate']:.3f}, "
-                f"small errors caught {point['errors_caught']:.3f}, "
-                f"cost vs always-large {point['relative_cost']:.3f}"
+                f"first-tier errors caught {'-' if caught is None else f'{caught:.3f}'}, "
+                f"cost vs always-large {point['relative_cost']:.3f} "
+                f"(random escalation at the same rate: accuracy {random['accuracy']:.3f}, "
+                f"cost {random['relative_cost']:.3f})"
             )
         return lines
 
 
-def _side(paired: Paired, scores: Array, threshold: float) -> dict[str, Any]:
+def _side(chain: Chain, scores: Array, threshold: float) -> dict[str, Any]:
+    """Report-half figures of one set of scores (AUROC etc. of the first tier)."""
+    point = cascade_point(chain, scores, threshold)
     return {
-        "auroc": safe_auroc(scores, paired.small_ok),
-        "log_loss": _log_loss(scores, paired.small_ok),
-        "mean_score": float(scores.mean()),
-        "at_threshold": cascade_point(paired, scores, threshold),
+        "auroc": safe_auroc(scores[0], chain.ok[0]),
+        "auroc_by_tier": {
+            tier: safe_auroc(scores[k], chain.ok[k]) for k, tier in enumerate(chain.tiers[:-1])
+        },
+        "log_loss": _log_loss(scores[0], chain.ok[0]),
+        "mean_score": float(scores[0].mean()),
+        "at_threshold": point,
+        "random_at_same_rate": random_point(chain, point["served_share"]),
     }
 
 
 def fit(
     records: Sequence[LiveRecord],
     *,
+    tiers: Sequence[str] = (SMALL, LARGE),
     base: ConfidenceParams = DEFAULT_PARAMS,
     current_threshold: float = 0.65,
     target: float = DEFAULT_TARGET,
     seed: int = DEFAULT_SEED,
 ) -> FitResult:
-    """Fit on one half of the items, report on the other (see the module docstring)."""
-    paired = Paired.from_records(records)
-    fit_mask = split_ids(paired.ids, seed)
-    fit_half, report_half = paired.subset(fit_mask), paired.subset(~fit_mask)
+    """Fit on one half of the items, report on the other (see the module docstring).
+
+    ``base`` is the calibration every tier's service ran with (the records' scores).
+    """
+    chain = Chain.from_records(records, tiers)
+    fit_mask = split_ids(chain.ids, seed)
+    fit_half, report_half = chain.subset(fit_mask), chain.subset(~fit_mask)
     if len(report_half.ids) == 0 or len(fit_half.ids) == 0:
         raise ValueError("too few items to split into a fit and a report half")
-    recomputed = confidence_scores(paired.stats, base)
-    params, selection = fit_params(fit_half, base)
-    chosen = choose_threshold(fit_half, confidence_scores(fit_half.stats, params), target)
-    threshold = chosen["threshold"]
+    escalating = chain.tiers[:-1]
+    recomputed = chain_scores(chain, {tier: base for tier in escalating})
+    params: dict[str, ConfidenceParams] = {}
+    selection: dict[str, Any] = {}
+    for index, tier in enumerate(escalating):
+        stats = {name: values[index] for name, values in fit_half.stats.items()}
+        try:
+            params[tier], selection[tier] = fit_params(fit_half.ok[index], stats, base)
+        except ValueError as exc:
+            params[tier], selection[tier] = base, {"not_fitted": str(exc)}
+    if all("not_fitted" in selection[tier] for tier in escalating):
+        raise ValueError(
+            "no tier could be fitted: " + "; ".join(selection[t]["not_fitted"] for t in escalating)
+        )
+    chosen = choose_threshold(fit_half, chain_scores(fit_half, params), target)
+    threshold = float(chosen["threshold"])
     report = {
+        "tiers": list(chain.tiers),
         "seed": seed,
         "target_fraction_of_large_accuracy": target,
         "fit_items": len(fit_half.ids),
         "report_items": len(report_half.ids),
-        # The service's own scores recomputed from the statistics: checks the formula here.
-        "recomputed_max_abs_diff": float(np.max(np.abs(recomputed - paired.confidence))),
-        "selection": selection,
+        # The services' own scores recomputed from the statistics: checks the formula here.
+        "recomputed_max_abs_diff": float(np.max(np.abs(recomputed[:-1] - chain.confidence[:-1]))),
+        "selection": selection[escalating[0]] if len(escalating) == 1 else selection,
         "fit_half_at_threshold": chosen,
         "report": {
-            "small_accuracy": float(report_half.small_ok.mean()),
-            "large_accuracy": float(report_half.large_ok.mean()),
+            "small_accuracy": report_half.accuracy[0],
+            "large_accuracy": report_half.accuracy[-1],
+            "tier_accuracy": dict(zip(chain.tiers, report_half.accuracy, strict=True)),
+            "tier_relative_cost": dict(zip(chain.tiers, report_half.relative_cost, strict=True)),
+            "goal_accuracy": target * report_half.accuracy[-1],
             "before": {
                 "params": asdict(base),
                 "fallback_threshold": current_threshold,
                 **_side(report_half, report_half.confidence, current_threshold),
             },
             "after": {
-                "params": asdict(params),
+                "params": asdict(params[escalating[0]]),
+                "params_by_tier": {tier: asdict(p) for tier, p in params.items()},
                 "fallback_threshold": threshold,
-                **_side(report_half, confidence_scores(report_half.stats, params), threshold),
+                **_side(report_half, chain_scores(report_half, params), threshold),
             },
         },
     }
-    return FitResult(params=params, fallback_threshold=threshold, report=report)
+    return FitResult(
+        params=params[escalating[0]],
+        fallback_threshold=threshold,
+        report=report,
+        params_by_tier=params,
+    )

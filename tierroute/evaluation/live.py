@@ -1,17 +1,20 @@
-"""Live evaluation: prompts with gold answers sent through a running router, one *arm* at a time.
+"""Live evaluation: prompts sent through a running router, one *arm* at a time, and scored.
 
-An arm is a way of asking the router:
+The router's tiers form an ordered chain, cheapest first (``small``, ``large``; or ``tiny``,
+``small``, ``large``). An arm is a way of asking the router:
 
-- ``small``: pinned to the small tier, fallback disabled (what the small tier alone answers);
-- ``large``: pinned to the large tier (the baseline: always-large);
+- one arm per tier, named after it: pinned to that tier, fallback disabled (what the tier alone
+  answers); the last tier's arm is the baseline (always-large);
 - ``tierroute``: no pin, the router's own policy (rules, classifier) and cascade;
-- ``cascade``: pinned to the small tier with the buffered cascade (small first, escalate on
-  low confidence), which isolates the confidence fallback from the pre-routing.
+- ``cascade``: pinned to the cheapest tier with the buffered cascade (escalate along the chain
+  on low confidence), which isolates the confidence fallback from the pre-routing.
 
-Each answer is scored against its gold answer (:mod:`tierroute.evaluation.answers`) and kept
-as a :class:`LiveRecord` with the routing facts the router returned: tiers, escalation,
-confidence with its raw statistics, tokens and cost. Greedy decoding (the model services'
-default temperature 0) makes each tier's answer to a prompt the same in every arm.
+Each answer is scored by a :class:`Scorer`: exact match against a gold answer
+(:mod:`tierroute.evaluation.answers`) or, for code tasks, running the task's tests in a sandbox
+(:mod:`tierroute.evaluation.tasks`). It is kept as a :class:`LiveRecord` with the routing facts
+the router returned: tiers, escalations, confidence with its raw statistics, tokens and cost.
+Greedy decoding (the model services' default temperature 0) makes each tier's answer to a
+prompt the same in every arm.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tierroute.client import Completion, Router, RouterError
 from tierroute.evaluation.answers import ANSWER_KINDS, AnswerKind, is_correct, normalise
@@ -32,6 +35,8 @@ LARGE = "large"
 TIERROUTE = "tierroute"
 CASCADE = "cascade"
 ARM_NAMES: tuple[str, ...] = (SMALL, LARGE, TIERROUTE, CASCADE)
+CODE = "code"
+"""Kind of an item scored by running its task's tests (no gold answer text)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class LiveItem:
     id: str
     prompt: str
     answer: str
-    kind: AnswerKind
+    kind: AnswerKind | str
+    """``number`` or ``choice`` (exact match); ``code`` (scored by execution, ``answer`` empty)."""
     source: str = ""
 
     @classmethod
@@ -60,7 +66,7 @@ class LiveItem:
             raise ValueError(f"live item lacks {exc}") from exc
         if kind not in ANSWER_KINDS:
             raise ValueError(f"live item {item.id}: kind must be one of {ANSWER_KINDS}")
-        if normalise(item.answer, item.kind) is None:
+        if normalise(item.answer, kind) is None:
             raise ValueError(f"live item {item.id}: gold answer {item.answer!r} is not a {kind}")
         return item
 
@@ -97,16 +103,27 @@ class Arm:
     fallback_threshold: float | None = None
 
 
+def chain_arms(tiers: Sequence[str], fallback_threshold: float | None = None) -> dict[str, Arm]:
+    """One pinned arm per tier, then ``tierroute`` and ``cascade`` (see the module docstring).
+
+    ``tiers`` is the chain, cheapest first; the threshold overrides the router's.
+    """
+    if len(tiers) < 2 or len(set(tiers)) != len(tiers):
+        raise ValueError("the chain needs at least two distinct tiers")
+    clash = {TIERROUTE, CASCADE} & set(tiers)
+    if clash:
+        raise ValueError(f"a tier may not be named {', '.join(sorted(clash))}")
+    arms = {tier: Arm(tier, tier, "disabled") for tier in tiers}
+    arms[TIERROUTE] = Arm(TIERROUTE, None, None, fallback_threshold)
+    arms[CASCADE] = Arm(CASCADE, tiers[0], "buffered", fallback_threshold)
+    return arms
+
+
 def default_arms(
     small_tier: str = SMALL, large_tier: str = LARGE, fallback_threshold: float | None = None
 ) -> dict[str, Arm]:
-    """The four arms (see the module docstring); the threshold overrides the router's."""
-    return {
-        SMALL: Arm(SMALL, small_tier, "disabled"),
-        LARGE: Arm(LARGE, large_tier, "disabled"),
-        TIERROUTE: Arm(TIERROUTE, None, None, fallback_threshold),
-        CASCADE: Arm(CASCADE, small_tier, "buffered", fallback_threshold),
-    }
+    """The four arms of a two-tier chain (pinned small, pinned large, tierroute, cascade)."""
+    return chain_arms((small_tier, large_tier), fallback_threshold)
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,9 @@ class LiveRecord:
     answer: str | None
     correct: bool
     error: str | None = None
+    status: str | None = None
+    """How the scorer judged: ``passed``/``failed``/``timeout``/... for code; ``None`` otherwise."""
+    score_seconds: float = 0.0
     routed_tier: str = ""
     reason: str = ""
     classifier_score: float | None = None
@@ -130,6 +150,8 @@ class LiveRecord:
     """The confidence that triggered the (first) escalation: the small tier's, when escalated."""
     escalation_cause: str | None = None
     """Why the (first) escalation happened: ``low_confidence``, ``early_window``, ``tier_error``."""
+    escalations: list[dict[str, Any]] = field(default_factory=list)
+    """Every hop along the chain: ``from_tier``, ``to_tier``, ``cause``, ``confidence``."""
     confidence: float | None = None
     """Confidence of the served answer."""
     stats: dict[str, float] = field(default_factory=dict)
@@ -165,8 +187,40 @@ def write_records(path: Path, records: Iterable[LiveRecord]) -> None:
             handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
 
 
-def record_of(item: LiveItem, arm: Arm, completion: Completion, seconds: float) -> LiveRecord:
-    """Score one completion and keep its routing facts."""
+@dataclass(frozen=True)
+class Score:
+    """A scorer's verdict on one answer."""
+
+    correct: bool
+    answer: str | None = None
+    """The normalised answer (exact match); ``None`` for code."""
+    status: str | None = None
+    seconds: float = 0.0
+
+
+class Scorer(Protocol):
+    """Judges the text a tier answered to an item."""
+
+    async def score(self, item: LiveItem, text: str) -> Score:
+        """The verdict (must not block the event loop for long)."""
+        ...
+
+
+class ExactMatch:
+    """Exact match of the normalised final answer against the item's gold answer."""
+
+    async def score(self, item: LiveItem, text: str) -> Score:
+        """See :func:`tierroute.evaluation.answers.is_correct`."""
+        if item.kind not in ANSWER_KINDS:
+            raise ValueError(f"item {item.id}: exact match cannot score kind {item.kind!r}")
+        kind: AnswerKind = "number" if item.kind == "number" else "choice"
+        return Score(is_correct(text, item.answer, kind), normalise(text, kind))
+
+
+def record_of(
+    item: LiveItem, arm: Arm, completion: Completion, seconds: float, score: Score
+) -> LiveRecord:
+    """Keep one scored completion with its routing facts."""
     finished = completion.finished
     raw = finished.raw
     confidence = raw.confidence
@@ -176,8 +230,10 @@ def record_of(item: LiveItem, arm: Arm, completion: Completion, seconds: float) 
         source=item.source,
         gold=item.answer,
         text=completion.text,
-        answer=normalise(completion.text, item.kind),
-        correct=is_correct(completion.text, item.answer, item.kind),
+        answer=score.answer,
+        correct=score.correct,
+        status=score.status,
+        score_seconds=score.seconds,
         routed_tier=completion.routed.tier,
         reason=completion.routed.reason,
         classifier_score=completion.routed.classifier_score,
@@ -187,6 +243,15 @@ def record_of(item: LiveItem, arm: Arm, completion: Completion, seconds: float) 
             completion.escalations[0].confidence if completion.escalations else None
         ),
         escalation_cause=completion.escalations[0].cause if completion.escalations else None,
+        escalations=[
+            {
+                "from_tier": e.from_tier,
+                "to_tier": e.to_tier,
+                "cause": e.cause,
+                "confidence": e.confidence,
+            }
+            for e in completion.escalations
+        ],
         confidence=finished.confidence,
         stats={
             "mean_logprob": confidence.mean_logprob,
@@ -229,18 +294,22 @@ async def run_arm(
     *,
     sampling: Sampling = Sampling(),
     concurrency: int = 4,
+    scorer: Scorer | None = None,
     on_done: Callable[[LiveRecord], None] | None = None,
 ) -> list[LiveRecord]:
     """Send every item through ``router`` as ``arm``; records in item order.
 
     A failed request is recorded with its error and scored wrong, so a flaky tier shows up in
-    the report instead of silently shrinking the sample.
+    the report instead of silently shrinking the sample. Scoring happens outside the
+    concurrency gate, so a slow scorer (a sandbox run) does not hold a request slot.
     """
+    judge = scorer if scorer is not None else ExactMatch()
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: LiveItem) -> LiveRecord:
+        completion: Completion | None = None
         async with gate:
             started = time.monotonic()
             try:
@@ -265,8 +334,10 @@ async def run_arm(
                     error=str(exc),
                     latency_seconds=time.monotonic() - started,
                 )
-            else:
-                record = record_of(item, arm, completion, time.monotonic() - started)
+            seconds = time.monotonic() - started
+        if completion is not None:
+            score = await judge.score(item, completion.text)
+            record = record_of(item, arm, completion, seconds, score)
         if on_done is not None:
             on_done(record)
         return record

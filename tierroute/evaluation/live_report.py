@@ -1,38 +1,40 @@
-"""Summaries of live records: accuracy and cost per arm, escalation, errors caught, AUROC.
+"""Summaries of live records: accuracy and cost per arm and tier, escalation, AUROC, held-out fit.
 
-Definitions (the small arm and the large arm are the references):
+The tiers form a chain, cheapest first; the pinned arm of each tier says what that tier alone
+answers, and the last tier's arm is the baseline. Definitions:
 
 - *accuracy*: share of items answered right (requests that failed count as wrong).
 - *cost vs always-large*: an arm's total cost (every tier's tokens, discarded ones included)
-  divided by the measured always-large arm's total cost.
+  divided by the measured last tier's arm's total cost.
 - *escalation rate*: share of an arm's requests the router escalated (for any cause; the
   causes are counted apart: a tier error also escalates, without any confidence involved).
-- *small-tier errors caught*: among items the small tier answers wrong (small arm) and that the
-  arm first sent to the small tier, the share the cascade escalated *on confidence* (low
-  confidence or early window; tier errors do not count). Greedy decoding makes the
-  small tier's answer the same in both arms, so this is the cascade's recall of small errors.
-  *Needless escalations* are the same share among items the small tier answers right.
-- *confidence AUROC*: how well the small tier's confidence (small arm) ranks its right answers
-  above its wrong ones (0.5 = no better than chance); also for each raw statistic.
-- *simulated cascade*: from the small and large arms, the accuracy and cost the cascade would
-  have at each fallback threshold (escalate when confidence < threshold; the small tier's
-  tokens are still paid), for the curve plot and for fitting the threshold.
+- *first-tier errors caught*: among items the first tier answers wrong (its pinned arm) and that
+  the arm first sent to the first tier, the share the cascade escalated *on confidence* (low
+  confidence or early window; tier errors do not count). Greedy decoding makes the first
+  tier's answer the same in both arms, so this is the cascade's recall of its errors.
+  *Needless escalations* are the same share among items the first tier answers right.
+- *signal AUROC*: for each tier that may escalate, how well its confidence score and each raw
+  statistic rank its right answers above its wrong ones (0.5 = chance).
+- *simulated cascade* (:mod:`tierroute.evaluation.chain`): the cascade's accuracy and cost at
+  each fallback threshold, computed from the pinned arms; checked against the measured
+  ``cascade`` arm item by item, and set beside random escalation at the same rates.
+- *held out* (:mod:`tierroute.evaluation.fit_confidence`): the calibration and threshold fitted
+  on one half of the items, measured on the other.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tierroute import routing_metrics
-from tierroute.evaluation.live import LARGE, SMALL, LiveRecord
+from tierroute.evaluation import chain as chains
+from tierroute.evaluation.live import CASCADE, LARGE, SMALL, LiveRecord
 
-Array = npt.NDArray[np.float64]
 CONFIDENCE_CAUSES = frozenset({"low_confidence", "early_window"})
 """Escalation causes that come from the confidence (not from a failing tier)."""
 STAT_SIGNALS: Mapping[str, int] = {
@@ -60,80 +62,6 @@ def safe_auroc(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float | None:
     return routing_metrics.auroc(np.asarray(scores, dtype=np.float64), y)
 
 
-@dataclass(frozen=True)
-class Paired:
-    """Small and large answers of the same items, aligned (items answered by both arms)."""
-
-    ids: tuple[str, ...]
-    small_ok: npt.NDArray[np.bool_]
-    large_ok: npt.NDArray[np.bool_]
-    confidence: Array
-    small_cost: Array
-    large_cost: Array
-    stats: dict[str, Array]
-
-    @classmethod
-    def from_records(cls, records: Sequence[LiveRecord]) -> Paired:
-        """Pair the small and large arms; raises ``ValueError`` when one is missing."""
-        arms = by_arm(records)
-        if SMALL not in arms or LARGE not in arms:
-            raise ValueError("the records need both the 'small' and the 'large' arm")
-        small, large = arms[SMALL], arms[LARGE]
-        ids = tuple(
-            i for i in small if i in large and small[i].error is None and large[i].error is None
-        )
-        if not ids:
-            raise ValueError("no item was answered by both the small and the large arm")
-        return cls(
-            ids=ids,
-            small_ok=np.array([small[i].correct for i in ids], dtype=bool),
-            large_ok=np.array([large[i].correct for i in ids], dtype=bool),
-            confidence=np.array([small[i].confidence or 0.0 for i in ids], dtype=np.float64),
-            small_cost=np.array([small[i].cost_usd for i in ids], dtype=np.float64),
-            large_cost=np.array([large[i].cost_usd for i in ids], dtype=np.float64),
-            stats={
-                name: np.array([small[i].stats.get(name, 0.0) for i in ids], dtype=np.float64)
-                for name in (*STAT_SIGNALS, "token_count")
-            },
-        )
-
-    def subset(self, keep: npt.NDArray[np.bool_]) -> Paired:
-        """The items where ``keep`` is true."""
-        return Paired(
-            ids=tuple(i for i, k in zip(self.ids, keep, strict=True) if k),
-            small_ok=self.small_ok[keep],
-            large_ok=self.large_ok[keep],
-            confidence=self.confidence[keep],
-            small_cost=self.small_cost[keep],
-            large_cost=self.large_cost[keep],
-            stats={name: values[keep] for name, values in self.stats.items()},
-        )
-
-
-def cascade_point(paired: Paired, scores: Array, threshold: float) -> dict[str, float]:
-    """What the cascade does at ``threshold`` with per-item small-tier ``scores``."""
-    escalate = scores < threshold
-    accuracy = float(np.where(escalate, paired.large_ok, paired.small_ok).mean())
-    cost = float(paired.small_cost.sum() + paired.large_cost[escalate].sum())
-    large_total = float(paired.large_cost.sum())
-    wrong = ~paired.small_ok
-    return {
-        "threshold": float(threshold),
-        "accuracy": accuracy,
-        "escalation_rate": float(escalate.mean()),
-        "relative_cost": cost / large_total if large_total else 0.0,
-        "errors_caught": float(escalate[wrong].mean()) if wrong.any() else 0.0,
-        "needless_escalations": float(escalate[~wrong].mean()) if (~wrong).any() else 0.0,
-    }
-
-
-def cascade_sweep(paired: Paired, scores: Array | None = None) -> list[dict[str, float]]:
-    """:func:`cascade_point` at every distinct score (plus never / always escalating)."""
-    values = paired.confidence if scores is None else scores
-    thresholds = np.unique(np.concatenate(([0.0], values, [np.nextafter(values.max(), 2.0)])))
-    return [cascade_point(paired, values, float(t)) for t in thresholds]
-
-
 def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dict[str, Any]:
     records = list(arm.values())
     n = len(records)
@@ -141,7 +69,8 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
     served = Counter(r.served_tier for r in records if r.error is None)
     causes = Counter(r.escalation_cause or "unknown" for r in records if r.escalated)
     reasons = Counter(r.reason for r in records if r.error is None)
-    return {
+    statuses = Counter(r.status for r in records if r.status is not None)
+    summary = {
         "n": n,
         "errors": sum(r.error is not None for r in records),
         "accuracy": sum(r.correct for r in records) / n if n else 0.0,
@@ -155,6 +84,9 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
         "mean_latency_seconds": sum(r.latency_seconds for r in records) / n if n else 0.0,
         "completion_tokens": sum(r.completion_tokens for r in records),
     }
+    if statuses:
+        summary["statuses"] = dict(sorted(statuses.items()))
+    return summary
 
 
 def _on_confidence(record: LiveRecord) -> bool:
@@ -162,24 +94,24 @@ def _on_confidence(record: LiveRecord) -> bool:
 
 
 def _caught(
-    arm: Mapping[str, LiveRecord], small: Mapping[str, LiveRecord], small_tier: str
+    arm: Mapping[str, LiveRecord], first: Mapping[str, LiveRecord], first_tier: str
 ) -> dict[str, Any]:
-    """Confidence escalations' recall of small-tier errors, among items first sent to small."""
-    first_small = [
+    """Confidence escalations' recall of first-tier errors, among items first sent there."""
+    first_sent = [
         i
         for i, r in arm.items()
         if r.error is None
-        and i in small
-        and small[i].error is None
-        and r.routed_tier == small_tier
+        and i in first
+        and first[i].error is None
+        and r.routed_tier == first_tier
         and not (r.escalated and r.escalation_cause not in CONFIDENCE_CAUSES)
     ]
-    wrong = [i for i in first_small if not small[i].correct]
-    right = [i for i in first_small if small[i].correct]
+    wrong = [i for i in first_sent if not first[i].correct]
+    right = [i for i in first_sent if first[i].correct]
     caught = [i for i in wrong if _on_confidence(arm[i])]
     fixed = [i for i in caught if arm[i].correct]
     return {
-        "first_sent_to_small": len(first_small),
+        "first_sent_to_small": len(first_sent),
         "small_errors": len(wrong),
         "small_errors_caught": len(caught) / len(wrong) if wrong else None,
         "small_errors_caught_and_fixed": len(fixed) / len(wrong) if wrong else None,
@@ -189,45 +121,99 @@ def _caught(
     }
 
 
+def signal_aurocs(chain: chains.Chain) -> dict[str, dict[str, float | None]]:
+    """AUROC of the confidence score and of each raw statistic, per tier that may escalate."""
+    result = {}
+    for k, tier in enumerate(chain.tiers[:-1]):
+        signals = {"confidence": safe_auroc(chain.confidence[k], chain.ok[k])}
+        for name, sign in STAT_SIGNALS.items():
+            signals[name] = safe_auroc(sign * chain.stats[name][k], chain.ok[k])
+        result[tier] = signals
+    return result
+
+
+def _simulation(
+    report: dict[str, Any],
+    chain: chains.Chain,
+    arms: Mapping[str, Mapping[str, LiveRecord]],
+    threshold: float,
+) -> None:
+    point = chains.cascade_point(chain, chain.confidence, threshold)
+    report["simulated_at_threshold"] = point
+    report["random_at_same_rate"] = chains.random_point(chain, point["served_share"])
+    measured = arms.get(CASCADE)
+    if measured is not None:
+        skip = frozenset(
+            i
+            for i, r in measured.items()
+            if r.error is not None or any(e["cause"] == "tier_error" for e in r.escalations)
+        )
+        served = {i: r.served_tier for i, r in measured.items() if r.error is None}
+        report["simulation_check"] = chains.agreement(chain, threshold, served, skip)
+
+
 def summarise(
     records: Sequence[LiveRecord],
     *,
     fallback_threshold: float | None = None,
-    small_tier: str = SMALL,
+    tiers: Sequence[str] = (SMALL, LARGE),
+    small_tier: str | None = None,
+    seed: int = 0,
+    target: float = 0.95,
 ) -> dict[str, Any]:
-    """The live report (see the module docstring); items the small tier failed to answer for
+    """The live report (see the module docstring); items the first tier failed to answer for
     a tier error are left out of the caught-errors figures (no confidence was involved)."""
+    tiers = tuple(tiers)
+    first_tier = small_tier or tiers[0]
     arms = by_arm(records)
-    large_cost = sum(r.cost_usd for r in arms.get(LARGE, {}).values()) or None
+    large_cost = sum(r.cost_usd for r in arms.get(tiers[-1], {}).values()) or None
     report: dict[str, Any] = {
-        "arms": {name: _arm_summary(arm, large_cost) for name, arm in sorted(arms.items())}
+        "tiers": list(tiers),
+        "arms": {name: _arm_summary(arm, large_cost) for name, arm in sorted(arms.items())},
     }
-    small = arms.get(SMALL)
-    if small is not None:
+    first = arms.get(first_tier)
+    if first is not None:
         for name, arm in arms.items():
-            if name not in (SMALL, LARGE):
-                report["arms"][name]["cascade"] = _caught(arm, small, small_tier)
-    if small is not None and LARGE in arms:
-        paired = Paired.from_records(records)
-        report["paired_items"] = len(paired.ids)
-        report["small_accuracy"] = float(paired.small_ok.mean())
-        report["large_accuracy"] = float(paired.large_ok.mean())
-        report["confidence_auroc"] = safe_auroc(paired.confidence, paired.small_ok)
-        report["signal_auroc"] = {
-            name: safe_auroc(sign * paired.stats[name], paired.small_ok)
-            for name, sign in STAT_SIGNALS.items()
-        }
-        report["oracle_cascade"] = {
-            # Escalate exactly the small tier's errors: the best any confidence could do.
-            "accuracy": float((paired.small_ok | paired.large_ok).mean()),
-            "relative_cost": float(
-                (paired.small_cost.sum() + paired.large_cost[~paired.small_ok].sum())
-                / paired.large_cost.sum()
-            ),
-        }
-        if fallback_threshold is not None:
-            report["simulated_at_threshold"] = cascade_point(
-                paired, paired.confidence, fallback_threshold
-            )
-        report["simulated_sweep"] = cascade_sweep(paired)
+            if name not in tiers:
+                report["arms"][name]["cascade"] = _caught(arm, first, first_tier)
+    if not all(tier in arms for tier in tiers):
+        return report
+    chain = chains.Chain.from_records(records, tiers)
+    report["paired_items"] = len(chain.ids)
+    report["tier_accuracy"] = dict(zip(tiers, chain.accuracy, strict=True))
+    report["tier_relative_cost"] = dict(zip(tiers, chain.relative_cost, strict=True))
+    report["small_accuracy"] = chain.accuracy[0]
+    report["large_accuracy"] = chain.accuracy[-1]
+    report["signal_auroc_by_tier"] = signal_aurocs(chain)
+    first_signals = report["signal_auroc_by_tier"][tiers[0]]
+    report["confidence_auroc"] = first_signals["confidence"]
+    report["signal_auroc"] = {name: first_signals[name] for name in STAT_SIGNALS}
+    report["oracle_cascade"] = chains.oracle_point(chain)
+    if fallback_threshold is not None:
+        _simulation(report, chain, arms, fallback_threshold)
+    report["simulated_sweep"] = chains.cascade_sweep(chain)
+    report["held_out"] = _held_out(records, tiers, fallback_threshold, seed, target)
     return report
+
+
+def _held_out(
+    records: Sequence[LiveRecord],
+    tiers: tuple[str, ...],
+    threshold: float | None,
+    seed: int,
+    target: float,
+) -> dict[str, Any]:
+    """The fit-confidence report (fit on one half, measured on the other), or why not."""
+    from tierroute.evaluation.fit_confidence import fit
+
+    try:
+        result = fit(
+            records,
+            tiers=tiers,
+            current_threshold=0.65 if threshold is None else threshold,
+            seed=seed,
+            target=target,
+        )
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return result.report

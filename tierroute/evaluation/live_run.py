@@ -1,9 +1,11 @@
 """The live workflow behind ``tierroute eval live``: run the arms, write records and the report.
 
-It talks to a running router (``--router ADDR``), or starts the embedded platform itself
-(:class:`tierroute.platform.LocalPlatform`) and stops it afterwards. Outputs in the output
-directory: ``records.jsonl`` (one row per item and arm), ``live.json`` (the summary of
-:mod:`tierroute.evaluation.live_report`), ``live.md`` and two PNGs.
+It talks to a running router (``--router ADDR``; the tier chain is then the router's
+``ListTiers``), or starts the embedded platform itself with a preset of
+:data:`tierroute.platform.PRESETS` (:class:`tierroute.platform.LocalPlatform`) and stops it
+afterwards. Outputs in the output directory: ``records.jsonl`` (one row per item and arm),
+``live.json`` (the summary of :mod:`tierroute.evaluation.live_report`), ``live.md``,
+``cascade.png`` and ``confidence_roc.png``.
 """
 
 from __future__ import annotations
@@ -13,24 +15,41 @@ import contextlib
 import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tierroute.client import Router
+from tierroute.evaluation import chain as chains
 from tierroute.evaluation import plots, tables
 from tierroute.evaluation.live import (
-    LARGE,
-    SMALL,
     Arm,
     LiveItem,
     LiveRecord,
     Sampling,
+    Scorer,
+    chain_arms,
     run_arm,
     write_records,
 )
-from tierroute.evaluation.live_report import summarise
+from tierroute.evaluation.live_report import STAT_SIGNALS, summarise
+from tierroute.evaluation.tables import live_markdown
+
+__all__ = [
+    "child_environment",
+    "list_tiers",
+    "live_markdown",
+    "model_service_env",
+    "platform_router_config",
+    "read_yaml_mapping",
+    "resolve_chain",
+    "run_arms",
+    "run_live",
+    "select_half",
+    "write_live_outputs",
+]
 
 Log = Callable[[str], None]
 PLATFORM_ROUTER_DEFAULTS: Mapping[str, Mapping[str, object]] = {
@@ -52,11 +71,19 @@ async def run_arms(
     *,
     sampling: Sampling,
     concurrency: int,
+    scorer: Scorer | None = None,
     progress: bool = True,
+    checkpoint: Path | None = None,
     log: Log = _quiet,
 ) -> list[LiveRecord]:
-    """Every arm over every item, one arm after the other (so arms do not compete)."""
+    """Every arm over every item, one arm after the other (so arms do not compete).
+
+    With ``checkpoint``, each finished arm's records are appended there as JSONL, so a run
+    that fails late keeps the arms it finished.
+    """
     records: list[LiveRecord] = []
+    if checkpoint is not None:
+        _append(checkpoint, (), fresh=True)
     async with Router(address, timeout=sampling.timeout_seconds) as router:
         for arm in arms:
             bar = _bar(len(items), arm.name, enabled=progress)
@@ -68,6 +95,7 @@ async def run_arms(
                     arm,
                     sampling=sampling,
                     concurrency=concurrency,
+                    scorer=scorer,
                     on_done=functools.partial(_tick, bar),
                 )
             finally:
@@ -79,13 +107,29 @@ async def run_arms(
                 f"{time.monotonic() - started:.0f} s"
             )
             records.extend(done)
+            if checkpoint is not None:
+                _append(checkpoint, done)
     return records
+
+
+def _append(path: Path, records: Sequence[LiveRecord], *, fresh: bool = False) -> None:
+    """Append records as JSONL (a few kilobytes: not worth a thread)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w" if fresh else "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r.to_json()) + "\n" for r in records)
 
 
 def _bar(total: int, name: str, *, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"arm {name}", unit="item", leave=False, disable=not enabled)
+    return tqdm(
+        total=total,
+        desc=f"arm {name}",
+        unit="item",
+        leave=True,
+        disable=not enabled,
+        file=sys.stderr,
+    )
 
 
 def _tick(bar: Any, record: LiveRecord) -> None:
@@ -107,25 +151,49 @@ def platform_router_config(overrides: Mapping[str, object]) -> dict[str, object]
     return merged
 
 
+async def list_tiers(address: str, timeout: float = 10.0) -> list[str]:
+    """The router's tier names, cheapest first (``ListTiers``)."""
+    import grpc
+
+    from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = router_service_pb2_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+        reply = await stub.ListTiers(router_service_pb2.ListTiersRequest(), timeout=timeout)
+    return [tier.name for tier in reply.tiers]
+
+
+def resolve_chain(available: Sequence[str], chain: Sequence[str] | None) -> tuple[str, ...]:
+    """The chain to evaluate: all of ``available`` (cheapest first), or ``chain`` when it is
+    a suffix of it (the router's cascade from its first tier climbs exactly those tiers)."""
+    tiers = tuple(available)
+    if not chain:
+        return tiers
+    wanted = tuple(chain)
+    if len(wanted) < 2 or tiers[len(tiers) - len(wanted) :] != wanted:
+        raise ValueError(
+            f"--chain {','.join(wanted)} must be the last tiers of the router's chain "
+            f"{','.join(tiers)} (at least two)"
+        )
+    return wanted
+
+
 @contextlib.contextmanager
 def platform_address(
     run_dir: Path,
     router_overrides: Mapping[str, object],
+    preset: str = "pair",
     log: Log = _quiet,
 ) -> Iterator[str]:
-    """Start the embedded platform (tiers + router) and yield the router's address."""
-    from tierroute.platform import LocalPlatform, PlatformOptions
+    """Start the embedded platform (``preset``'s tiers + router) and yield the router's address."""
+    from tierroute.platform import PRESETS, LocalPlatform, PlatformOptions
 
-    merged: dict[str, object] = {
-        key: dict(value) for key, value in PLATFORM_ROUTER_DEFAULTS.items()
-    }
-    for key, value in router_overrides.items():
-        section = merged.get(key)
-        if isinstance(section, dict) and isinstance(value, Mapping):
-            section.update(value)
-        else:
-            merged[key] = value
-    options = PlatformOptions(run_dir=run_dir, router_overrides=merged, http_port=None)
+    options = PlatformOptions(
+        run_dir=run_dir,
+        tiers=PRESETS[preset],
+        router_overrides=platform_router_config(router_overrides),
+        http_port=None,
+    )
     with LocalPlatform(options) as platform:
         platform.start(log)
         yield platform.router_address
@@ -188,56 +256,6 @@ def select_half(items: Sequence[LiveItem], half: str, seed: int) -> list[LiveIte
     return [item for item, in_fit in zip(items, flags, strict=True) if in_fit == (half == "fit")]
 
 
-def live_markdown(report: Mapping[str, Any]) -> str:
-    """Tables of the live summary."""
-    header = (
-        "arm",
-        "items",
-        "accuracy",
-        "cost vs always-large",
-        "escalation rate (causes)",
-        "decided by",
-        "served by",
-        "small errors caught",
-        "needless escalations",
-    )
-    rows = []
-    for name, arm in report["arms"].items():
-        cascade = arm.get("cascade", {})
-        served = ", ".join(f"{tier} {count}" for tier, count in arm["served"].items())
-        decided = ", ".join(f"{reason} {count}" for reason, count in arm["reasons"].items())
-        causes = ", ".join(f"{c} {n}" for c, n in arm.get("escalations_by_cause", {}).items())
-        rows.append(
-            [
-                name,
-                str(arm["n"]),
-                tables.pct(arm["accuracy"]),
-                tables.pct(arm["cost_vs_always_large"]),
-                tables.pct(arm["escalation_rate"]) + (f" ({causes})" if causes else ""),
-                decided,
-                served,
-                tables.pct(cascade.get("small_errors_caught")),
-                tables.pct(cascade.get("needless_escalations")),
-            ]
-        )
-    lines = [tables.table(header, rows), ""]
-    if "confidence_auroc" in report:
-        signals = ", ".join(
-            f"{name} {tables.num(value)}" for name, value in report["signal_auroc"].items()
-        )
-        oracle = report["oracle_cascade"]
-        lines += [
-            f"Small-tier confidence AUROC (predicting its own correctness): "
-            f"{tables.num(report['confidence_auroc'])}; raw statistics: {signals}.",
-            "",
-            f"Oracle cascade (escalating exactly the small tier's errors): accuracy "
-            f"{tables.pct(oracle['accuracy'])} at {tables.pct(oracle['relative_cost'])} of the "
-            f"always-large cost.",
-            "",
-        ]
-    return "\n".join(lines)
-
-
 def write_live_outputs(
     records: Sequence[LiveRecord],
     out_dir: Path,
@@ -245,76 +263,134 @@ def write_live_outputs(
     title: str,
     fallback_threshold: float | None,
     meta: Mapping[str, Any],
+    tiers: Sequence[str] = ("small", "large"),
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Records, summary JSON, Markdown and plots; returns the summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_records(out_dir / "records.jsonl", records)
-    report = summarise(records, fallback_threshold=fallback_threshold)
+    report = summarise(records, fallback_threshold=fallback_threshold, tiers=tiers, seed=seed)
     report["meta"] = dict(meta)
     (out_dir / "live.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out_dir / "live.md").write_text(live_markdown(report), encoding="utf-8")
     if "simulated_sweep" in report:
-        large_cost = report["arms"][LARGE]["cost_usd"] or 1.0
-        points = {
-            f"{name} (measured)": (arm["cost_usd"] / large_cost, arm["accuracy"])
-            for name, arm in report["arms"].items()
-        }
-        plots.cascade_curve(
-            report["simulated_sweep"], points, out_dir / "cascade.png", f"{title}: cascade"
-        )
-        small = {r.item_id: r for r in records if r.arm == SMALL and r.error is None}
-        large_ids = {r.item_id for r in records if r.arm == LARGE and r.error is None}
-        paired = [small[i] for i in small if i in large_ids]
-        curves = {
-            f"confidence (AUROC {tables.num(report['confidence_auroc'])})": (
-                [r.confidence or 0.0 for r in paired],
-                [r.correct for r in paired],
-            ),
-            "mean log-prob": (
-                [r.stats.get("mean_logprob", 0.0) for r in paired],
-                [r.correct for r in paired],
-            ),
-        }
-        if report["confidence_auroc"] is not None:
-            plots.roc_curve(curves, out_dir / "confidence_roc.png", f"{title}: small-tier ROC")
+        _plots(report, records, tuple(tiers), out_dir, title)
     return report
+
+
+def _plots(
+    report: Mapping[str, Any],
+    records: Sequence[LiveRecord],
+    tiers: tuple[str, ...],
+    out_dir: Path,
+    title: str,
+) -> None:
+    chain = chains.Chain.from_records(records, tiers)
+    sweep = report["simulated_sweep"]
+    random = []
+    for point in sweep:
+        expected = chains.random_point(chain, point["served_share"])
+        random.append((expected["relative_cost"], expected["accuracy"]))
+    large_cost = report["arms"][tiers[-1]]["cost_usd"] or 1.0
+    points = {
+        f"{name} (measured)": (arm["cost_usd"] / large_cost, arm["accuracy"])
+        for name, arm in report["arms"].items()
+    }
+    code = any(r.status is not None for r in records)
+    plots.cascade_curve(
+        sweep,
+        points,
+        out_dir / "cascade.png",
+        f"{title}: cascade over {' > '.join(tiers)}",
+        random=random,
+        ylabel="pass@1 (tests passed)" if code else "accuracy (exact match)",
+    )
+    curves = {}
+    signs = {"confidence": 1, **STAT_SIGNALS}
+    for k, tier in enumerate(tiers[:-1]):
+        labels = [bool(x) for x in chain.ok[k]]
+        if all(labels) or not any(labels):
+            continue
+        aurocs = report["signal_auroc_by_tier"][tier]
+        for name in ("confidence", "mean_logprob", "min_window_logprob", "low_prob_fraction"):
+            values = chain.confidence[k] if name == "confidence" else chain.stats[name][k]
+            label = f"{tier}: {name} (AUROC {tables.num(aurocs[name])})"
+            curves[label] = ([float(signs[name] * v) for v in values], labels)
+    if curves:
+        plots.roc_curve(curves, out_dir / "confidence_roc.png", f"{title}: confidence ROC")
 
 
 def run_live(
     items: Sequence[LiveItem],
-    arms: Sequence[Arm],
     out_dir: Path,
     *,
     address: str | None,
     sampling: Sampling,
     concurrency: int,
+    preset: str = "pair",
+    chain: Sequence[str] | None = None,
+    arm_names: Sequence[str] | None = None,
+    scorer: Scorer | None = None,
     router_overrides: Mapping[str, object] | None = None,
     fallback_threshold: float | None = None,
     title: str = "Live",
+    seed: int = 0,
     log: Log = _quiet,
 ) -> dict[str, Any]:
-    """Run against ``address``, or start the embedded platform when it is ``None``."""
+    """Run against ``address``, or start the embedded platform (``preset``) when it is ``None``.
+
+    ``arm_names`` picks arms of :func:`tierroute.evaluation.live.chain_arms` (default: all);
+    ``chain`` restricts the tiers (see :func:`resolve_chain`).
+    """
     started = time.monotonic()
+
+    async def session(target: str, available: Sequence[str] | None) -> tuple[Any, ...]:
+        tiers = resolve_chain(available or await list_tiers(target), chain)
+        every = chain_arms(tiers, fallback_threshold)
+        unknown = [name for name in arm_names or () if name not in every]
+        if unknown:
+            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(every)}")
+        arms = [every[name] for name in arm_names or every]
+        log(f"tiers {' > '.join(tiers)}; arms {', '.join(a.name for a in arms)}")
+        done = await run_arms(
+            target,
+            items,
+            arms,
+            sampling=sampling,
+            concurrency=concurrency,
+            scorer=scorer,
+            checkpoint=out_dir / "records.partial.jsonl",
+            log=log,
+        )
+        return tiers, arms, done
+
+    if address is not None:
+        tiers, arms, records = asyncio.run(session(address, None))
+    else:
+        from tierroute.platform import PRESETS
+
+        names = [tier.name for tier in PRESETS[preset]]
+        resolve_chain(names, chain)  # fail before starting engines
+        with platform_address(out_dir / "platform", router_overrides or {}, preset, log) as at:
+            tiers, arms, records = asyncio.run(session(at, names))
     meta: dict[str, Any] = {
         "items": len(items),
+        "tiers": list(tiers),
+        "preset": preset if address is None else None,
         "arms": [arm.name for arm in arms],
         "max_tokens": sampling.max_tokens,
         "stop": list(sampling.stop),
         "concurrency": concurrency,
+        "fallback_threshold": fallback_threshold,
         "router_overrides": dict(router_overrides or {}),
+        "seconds": time.monotonic() - started,
     }
-    if address is not None:
-        records = asyncio.run(
-            run_arms(address, items, arms, sampling=sampling, concurrency=concurrency, log=log)
-        )
-    else:
-        with platform_address(out_dir / "platform", router_overrides or {}, log) as started_at:
-            records = asyncio.run(
-                run_arms(
-                    started_at, items, arms, sampling=sampling, concurrency=concurrency, log=log
-                )
-            )
-    meta["seconds"] = time.monotonic() - started
     return write_live_outputs(
-        records, out_dir, title=title, fallback_threshold=fallback_threshold, meta=meta
+        records,
+        out_dir,
+        title=title,
+        fallback_threshold=fallback_threshold,
+        meta=meta,
+        tiers=tiers,
+        seed=seed,
     )

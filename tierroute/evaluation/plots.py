@@ -118,22 +118,35 @@ def cascade_curve(
     arms: Mapping[str, tuple[float, float]],
     path: Path,
     title: str,
+    *,
+    random: Sequence[tuple[float, float]] = (),
+    ylabel: str = "accuracy (exact match)",
 ) -> Path:
-    """Accuracy against cost / always-large cost of the cascade, with measured arms as points."""
+    """Accuracy against cost / always-large cost of the cascade, with measured arms as points
+    and, when given, random escalation at the sweep's rates as a dotted line."""
     figure, axes = _figure()
     axes.plot(
         [p["relative_cost"] for p in sweep],
         [p["accuracy"] for p in sweep],
         color="tab:blue",
-        label="cascade, threshold swept",
+        label="cascade, threshold swept (simulated)",
     )
-    markers = iter(("s", "^", "o", "D", "v", "P"))
+    if random:
+        ordered = sorted(random)
+        axes.plot(
+            [cost for cost, _ in ordered],
+            [accuracy for _, accuracy in ordered],
+            color="gray",
+            linestyle=":",
+            label="random escalation, same rates (expected)",
+        )
+    markers = iter(("s", "^", "o", "D", "v", "P", "X", "*"))
     for name, (cost, accuracy) in arms.items():
         axes.scatter([cost], [accuracy], marker=next(markers, "o"), zorder=3, label=name)
     axes.set_xlabel("cost / always-large cost")
-    axes.set_ylabel("accuracy (exact match)")
+    axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=7, loc="lower right")
     axes.grid(alpha=0.3)
     return _save(figure, path)
 
@@ -145,12 +158,12 @@ def roc_curve(
     figure, axes = _figure()
     for name, (scores, labels) in curves.items():
         fpr, tpr = _roc(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool))
-        axes.plot(fpr, tpr, label=name)
+        axes.plot(fpr, tpr, label=name, linewidth=1.2)
     axes.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="chance")
     axes.set_xlabel("false positive rate (wrong answers kept)")
     axes.set_ylabel("true positive rate (right answers kept)")
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=7, loc="lower right")
     axes.grid(alpha=0.3)
     return _save(figure, path)
 

@@ -37,7 +37,6 @@ def live_run(embedded_platform: LocalPlatform, tmp_path_factory: pytest.TempPath
     out = tmp_path_factory.mktemp("live-out")
     run_live(
         arithmetic_items(ITEMS, seed=11),
-        list(default_arms(fallback_threshold=THRESHOLD).values()),
         out,
         address=embedded_platform.router_address,
         sampling=Sampling(max_tokens=8),

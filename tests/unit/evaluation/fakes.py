@@ -1,4 +1,4 @@
-"""A scripted stand-in for the router client (unit tests only): tiers answer from a table."""
+"""Scripted stand-ins (unit tests only): a router client whose tiers answer from a table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from model_svc.confidence import ConfidenceParams, confidence_of
 from tierroute.client import Completion, Escalation, FinishedEvent, RoutedEvent, RouterError
 from tierroute.v1 import common_pb2, router_service_pb2
 
-PRICES = {"small": (0.05, 0.10), "large": (0.50, 1.50)}
+PRICES = {"tiny": (0.01, 0.02), "small": (0.05, 0.10), "large": (0.50, 1.50)}
 DEFAULT_PARAMS = ConfidenceParams()
 
 
@@ -30,8 +30,10 @@ def _cost(tier: str, prompt_tokens: int, completion_tokens: int) -> float:
 class ScriptedRouter:
     """``complete`` as the router would answer, from ``answers[tier][prompt]``.
 
-    No pin routes to ``routed`` (default small); buffered cascades escalate when the small
-    tier's confidence is below the threshold. A prompt in ``failing`` raises UNAVAILABLE.
+    The tiers of ``answers`` form the chain in their order, cheapest first. No pin routes to
+    ``routed`` (default: the first tier); unless the fallback is disabled, a tier whose
+    confidence is below the threshold escalates to the next one. A prompt in ``failing``
+    raises UNAVAILABLE; one in ``tier_errors`` fails on the first tier (cause ``tier_error``).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class ScriptedRouter:
         params: ConfidenceParams = DEFAULT_PARAMS,
     ) -> None:
         self.answers = answers
+        self.tiers = tuple(answers)
         self.threshold = threshold
         self.routed = routed or {}
         self.failing = failing
@@ -58,35 +61,38 @@ class ScriptedRouter:
         self.calls.append({"prompt": prompt, **kwargs})
         if prompt in self.failing:
             raise RouterError(grpc.StatusCode.UNAVAILABLE, "tier down")
-        tier = kwargs.get("tier") or self.routed.get(prompt, "small")
+        tier = kwargs.get("tier") or self.routed.get(prompt, self.tiers[0])
         mode = kwargs.get("fallback_mode")
         threshold = kwargs.get("fallback_threshold") or self.threshold
         prompt_tokens = len(prompt.split())
         usages = []
-        escalations: tuple[Escalation, ...] = ()
-        answer = self.answers[tier][prompt]
-        stats = confidence_of(answer.logprobs, self.params)
+        escalations: list[Escalation] = []
         reason = "tier_hint" if kwargs.get("tier") else "classifier"
         routed = RoutedEvent(tier, reason, 0.5, "id")
-        if tier == "small" and prompt in self.tier_errors:
-            usages.append(self._usage("small", 0, 0, True))
-            escalations = (Escalation("small", "large", "tier_error", 0.0, ""),)
-            tier = "large"
-            answer = self.answers["large"][prompt]
+        index = self.tiers.index(tier)
+        if index == 0 and prompt in self.tier_errors:
+            usages.append(self._usage(tier, 0, 0, True))
+            escalations.append(Escalation(tier, self.tiers[1], "tier_error", 0.0, ""))
+            index = 1
+        while True:
+            tier = self.tiers[index]
+            answer = self.answers[tier][prompt]
             stats = confidence_of(answer.logprobs, self.params)
-        elif tier == "small" and mode != "disabled" and stats.score < threshold:
-            usages.append(self._usage("small", prompt_tokens, len(answer.logprobs), True))
-            escalations = (Escalation("small", "large", "low_confidence", stats.score, ""),)
-            tier = "large"
-            answer = self.answers["large"][prompt]
-            stats = confidence_of(answer.logprobs, self.params)
+            last = index == len(self.tiers) - 1
+            if last or mode == "disabled" or stats.score >= threshold:
+                break
+            usages.append(self._usage(tier, prompt_tokens, len(answer.logprobs), True))
+            escalations.append(
+                Escalation(tier, self.tiers[index + 1], "low_confidence", stats.score, "")
+            )
+            index += 1
         usages.append(self._usage(tier, prompt_tokens, len(answer.logprobs), False))
         cost = sum(u.cost_usd for u in usages)
         raw = router_service_pb2.RouterFinished(
             served_tier=tier,
             tier_usage=usages,
             cost_usd=cost,
-            baseline_cost_usd=_cost("large", prompt_tokens, len(answer.logprobs)),
+            baseline_cost_usd=_cost(self.tiers[-1], prompt_tokens, len(answer.logprobs)),
             escalated=bool(escalations),
             confidence=common_pb2.Confidence(
                 score=stats.score,
@@ -110,7 +116,7 @@ class ScriptedRouter:
             completion_tokens=len(answer.logprobs),
             raw=raw,
         )
-        return Completion(answer.text, routed, finished, escalations)
+        return Completion(answer.text, routed, finished, tuple(escalations))
 
     @staticmethod
     def _usage(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.evaluation.fakes import Answer, ScriptedRouter
+from tierroute.evaluation.chain import Chain, cascade_point
 from tierroute.evaluation.live import (
     LiveItem,
     Sampling,
@@ -16,7 +17,7 @@ from tierroute.evaluation.live import (
     run_arm,
     write_records,
 )
-from tierroute.evaluation.live_report import Paired, cascade_point, summarise
+from tierroute.evaluation.live_report import summarise
 from tierroute.evaluation.live_run import (
     live_markdown,
     model_service_env,
@@ -140,11 +141,11 @@ async def test_records_round_trip(tmp_path: Path) -> None:
     records = await _run_all(_router(), ("small", "large"))
     write_records(tmp_path / "r.jsonl", records)
     assert read_records(tmp_path / "r.jsonl") == records
-    paired = Paired.from_records(records)
-    point = cascade_point(paired, paired.confidence, 0.0)
+    chain = Chain.from_records(records, ("small", "large"))
+    point = cascade_point(chain, chain.confidence, 0.0)
     assert point["escalation_rate"] == 0.0 and math.isclose(point["accuracy"], 0.5)
-    with pytest.raises(ValueError, match="both"):
-        Paired.from_records([r for r in records if r.arm == "small"])
+    with pytest.raises(ValueError, match="large"):
+        Chain.from_records([r for r in records if r.arm == "small"], ("small", "large"))
 
 
 def test_platform_helpers() -> None:
