@@ -172,5 +172,5 @@ def test_spend_budget_is_per_key_setting_checked_by_the_gate() -> None:
     gate.charge(capped, 0.01)
     gate.charge(free, 1000.0)
     gate.check_budget(free)  # no budget configured: never refused
-    with pytest.raises(OverloadedError, match="daily budget of 0.010000 USD"):
+    with pytest.raises(OverloadedError, match=r"daily budget of 0\.010000 USD"):
         gate.check_budget(capped)
