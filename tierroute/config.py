@@ -156,6 +156,10 @@ class ServerSettings(Section):
     """Largest gRPC message accepted or sent (bytes)."""
     tls: ServerTls | None = None
     """TLS (and mutual TLS) from certificate files; unset: plaintext (inside a mesh, tests)."""
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """Extra plaintext port serving only ``grpc.health.v1`` (0: any free port), for kubelet
+    gRPC probes, which cannot speak TLS; ``None``: no such port. Health also stays on the
+    main port."""
 
 
 class LoggingSettings(Section):

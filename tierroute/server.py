@@ -65,6 +65,8 @@ class ServerBootstrap:
         )
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self.health_port: int | None = None
+        self._health_server: grpc.aio.Server | None = None
         self.metrics_port: int | None = None
         self._metrics_server: Any = None
 
@@ -87,6 +89,8 @@ class ServerBootstrap:
             raise OSError(f"could not bind the gRPC port at {address}")
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        if self._settings.health_port is not None:
+            await self._start_health_port(self._settings.health_port)
         if self._settings.metrics_port is not None:
             http_server, _ = start_http_server(
                 self._settings.metrics_port, addr=self._settings.host, registry=self._registry
@@ -99,7 +103,21 @@ class ServerBootstrap:
             metrics_port=self.metrics_port,
             services=names,
             tls=self._tls_mode(),
+            health_port=self.health_port,
         )
+
+    async def _start_health_port(self, port: int) -> None:
+        # Its own server with the same health servicer: the probes see exactly what the main
+        # port reports, and nothing else is reachable without TLS.
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        address = f"{self._settings.host}:{port}"
+        bound = server.add_insecure_port(address)
+        if bound == 0:
+            raise OSError(f"could not bind the health port at {address}")
+        await server.start()
+        self._health_server = server
+        self.health_port = bound
 
     def _tls_mode(self) -> str:
         tls = self._settings.tls
@@ -128,6 +146,9 @@ class ServerBootstrap:
         await self.health.enter_graceful_shutdown()
         _log.info("draining", grace_seconds=self._settings.grace_seconds)
         await self.server.stop(self._settings.grace_seconds)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
+            self._health_server = None
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -44,7 +44,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 async def _serve(tls_settings: ServerTls) -> ServerBootstrap:
-    settings = ServerSettings(metrics_port=None, grace_seconds=1, tls=tls_settings)
+    settings = ServerSettings(metrics_port=None, grace_seconds=1, tls=tls_settings, health_port=0)
     bootstrap = build(settings, delay=0.0)
     await bootstrap.start()
     await bootstrap.set_serving(True)
@@ -168,6 +168,18 @@ async def test_client_library_over_mutual_tls_to_the_router(tls: TlsFiles) -> No
         await app.stop()
         await small.server.stop(None)
         await large.server.stop(None)
+
+
+async def test_plaintext_health_port_serves_health_only(
+    mtls_server: ServerBootstrap,
+) -> None:
+    # What a kubelet gRPC probe (no TLS) sees, next to a mutual-TLS main port.
+    assert mtls_server.health_port is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mtls_server.health_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert await _refused(channel) == grpc.StatusCode.UNIMPLEMENTED
 
 
 def _start(module: str, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
