@@ -344,13 +344,16 @@ def run_live(
     """
     started = time.monotonic()
 
-    async def session(target: str, available: Sequence[str] | None) -> tuple[Any, ...]:
-        tiers = resolve_chain(available or await list_tiers(target), chain)
+    def pick(tiers: tuple[str, ...]) -> list[Arm]:
         every = chain_arms(tiers, fallback_threshold)
         unknown = [name for name in arm_names or () if name not in every]
         if unknown:
             raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(every)}")
-        arms = [every[name] for name in arm_names or every]
+        return [every[name] for name in arm_names or every]
+
+    async def session(target: str, available: Sequence[str] | None) -> tuple[Any, ...]:
+        tiers = resolve_chain(available or await list_tiers(target), chain)
+        arms = pick(tiers)
         log(f"tiers {' > '.join(tiers)}; arms {', '.join(a.name for a in arms)}")
         done = await run_arms(
             target,
@@ -370,7 +373,7 @@ def run_live(
         from tierroute.platform import PRESETS
 
         names = [tier.name for tier in PRESETS[preset]]
-        resolve_chain(names, chain)  # fail before starting engines
+        pick(resolve_chain(names, chain))  # fail before starting engines
         with platform_address(out_dir / "platform", router_overrides or {}, preset, log) as at:
             tiers, arms, records = asyncio.run(session(at, names))
     meta: dict[str, Any] = {

@@ -219,3 +219,28 @@ async def test_a_tier_always_wrong_keeps_its_parameters() -> None:
     assert result.params_by_tier["small"] != result.params
     report = summarise(records, fallback_threshold=0.65, tiers=TIERS)
     assert report["signal_auroc_by_tier"]["tiny"]["confidence"] is None
+
+
+def test_live_command_refuses_bad_arguments_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from tierroute.commands import eval as eval_command
+
+    parser = argparse.ArgumentParser(prog="tierroute")
+    eval_command.register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["eval", "live", *argv, "--out-dir", str(tmp_path)])
+        return int(args.func(args))
+
+    assert run() == 1  # neither a task file nor --task
+    assert "either a task file" in capsys.readouterr().err
+    # A chain that is not a suffix of the preset, an arm the chain has not: refused at once
+    # (no engine starts: the test would take minutes otherwise).
+    assert run("--task", "humaneval", "--tiers", "code3", "--chain", "tiny,large") == 1
+    assert "must be the last tiers" in capsys.readouterr().err
+    assert run("--task", "humaneval", "--tiers", "code3", "--arm", "xl", "--limit", "1") == 1
+    assert "unknown arm(s) xl" in capsys.readouterr().err
+    assert run("--task", "no-such-set", "--router", "127.0.0.1:1") == 1
