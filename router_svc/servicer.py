@@ -30,7 +30,13 @@ from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
 from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierPool
-from tierroute.errors import FailedPreconditionError, OverloadedError, TierrouteError
+from tierroute.errors import CancelledError as CallerGoneError
+from tierroute.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    OverloadedError,
+    TierrouteError,
+)
 from tierroute.status import REQUEST_ID_KEY, to_rpc_status
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
@@ -216,7 +222,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
 
     async def _send_metadata(self, run: _Run, context: Context) -> None:
         run.metadata_sent = True
-        await context.send_initial_metadata(((REQUEST_ID_KEY, run.request_id),))
+        try:
+            await context.send_initial_metadata(((REQUEST_ID_KEY, run.request_id),))
+        except Exception as exc:  # grpc's ExecuteBatchError: the call is already over
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceededError("deadline passed before the response began") from exc
+            if context.cancelled():
+                raise CallerGoneError("the caller left before the response began") from exc
+            raise
 
     async def _stream(
         self,
