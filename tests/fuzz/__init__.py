@@ -1,0 +1,1 @@
+"""Property-based fuzzing of every RPC against real servers on loopback (hypothesis)."""
