@@ -154,13 +154,18 @@ class TierClient:
         """Endpoints whose circuit is not open."""
         return sum(1 for e in self.endpoints if e.breaker.state is not CircuitState.OPEN)
 
-    def _pick(self) -> Endpoint | None:
-        """The next endpoint (round-robin) whose circuit lets a call through."""
+    def _pick(self, avoid: Endpoint | None = None) -> Endpoint | None:
+        """The next endpoint (round-robin) whose circuit lets a call through; ``avoid`` (where
+        a retry's previous attempt failed) only when no other endpoint can take the call."""
         count = len(self.endpoints)
-        for offset in range(count):
-            endpoint = self.endpoints[(self._next + offset) % count]
+        order = [(self._next + offset) % count for offset in range(count)]
+        # Concurrent requests share the round-robin position: without this, a retry could land
+        # on the very endpoint that just failed it while another replica was healthy.
+        order.sort(key=lambda index: self.endpoints[index] is avoid)
+        for index in order:
+            endpoint = self.endpoints[index]
             if endpoint.breaker.allow():
-                self._next = (self._next + offset + 1) % count
+                self._next = (index + 1) % count
                 return endpoint
         return None
 
@@ -178,8 +183,9 @@ class TierClient:
         """
         metadata = ((REQUEST_ID_KEY, request_id), *self._metadata)
         attempts = self._resilience.retries + 1
+        previous: Endpoint | None = None
         for attempt in range(attempts):
-            endpoint = self._pick()
+            endpoint = self._pick(avoid=previous)
             if endpoint is None:
                 raise TierFailure(self.name, "UNAVAILABLE", "every endpoint's circuit is open")
             timeout = self._timeout(deadline)
@@ -241,6 +247,7 @@ class TierClient:
                 call.cancel()
                 if not settled:
                     endpoint.breaker.release_probe()
+            previous = endpoint
             await self._backoff(attempt, deadline)
         raise AssertionError("unreachable: the last attempt raises")
 
