@@ -164,6 +164,10 @@ def memory_report(sampler: Sampler, warmup: float) -> dict[str, Any]:
             "growth_mib": round(rss["end"] - rss["start"], 2),
             "growth_second_half_mib": round(rss["end"] - rss["middle"], 2),
             "slope_mib_per_min": round(slope_mib_per_min([(t, s[name][0]) for t, s in after]), 3),
+            "slope_second_half_mib_per_min": round(
+                slope_mib_per_min([(t, s[name][0]) for t, s in after if t >= middle[0]]), 3
+            ),
+            "series_mib": [[round(t, 1), round(s[name][0] / MIB, 2)] for t, s in samples],
         }
     return report
 

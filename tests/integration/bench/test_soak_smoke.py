@@ -3,7 +3,7 @@
 Runs ``python -m bench.soak`` as the docs do (scripted tiers and the router as processes) with
 small numbers, then checks its JSON: every outcome is the one its kind expects, only documented
 status codes came back, the memory figures are there for every process, nothing is left in
-flight, and the router's ledger recorded every call exactly once.
+flight, and the router's ledger recorded every call that reached it, once.
 """
 
 from __future__ import annotations
@@ -81,5 +81,11 @@ def test_nothing_left_in_flight_and_every_call_recorded(soak: dict[str, Any]) ->
     for tier in ("model-small", "model-large"):
         assert after[tier] == {"active_streams": 0, "unfinished": 0}
     recorded = after["router_requests_by_code"]
-    assert sum(recorded.values()) == soak["requests"]
-    assert recorded["OK"] == soak["codes"]["OK"]
+    # A call the caller hangs up on may have finished in the router just before (the whole
+    # answer already written): it is OK there and CANCELLED here.
+    cancelled = sum(soak["by_kind"]["cancelled"]["codes"].values())
+    assert soak["codes"]["OK"] <= recorded["OK"] <= soak["codes"]["OK"] + cancelled
+    # Every call reaches the ledger once, except a tight-deadline call whose deadline expired
+    # before the router's handler ran (gRPC refuses it; a busy machine shows a few).
+    missing = soak["requests"] - sum(recorded.values())
+    assert 0 <= missing <= sum(soak["by_kind"]["tight_deadline"]["codes"].values())
