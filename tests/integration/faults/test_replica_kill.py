@@ -9,6 +9,7 @@ forwarded, so the large tier answers instead. The router itself stays SERVING th
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from tests.integration.faults.conftest import (
 from tests.integration.faults.helpers import (
     BUFFERED,
     STREAMING,
+    CallResult,
     StreamWatch,
     call,
     eventually,
@@ -33,7 +35,8 @@ from tests.integration.faults.helpers import (
     request,
     wait_for,
 )
-from tierroute.v1 import router_service_pb2
+from tierroute.launch import free_port
+from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
 
 TOKENS = 20
 TOKEN_DELAY = 0.05
@@ -209,4 +212,90 @@ async def test_replica_crashing_on_arrival_is_invisible_to_callers(
         "small replica crashing as the request arrives (--die-after 0)",
         f"4/4 OK from small, none escalated (first call {results[0].seconds:.2f} s, "
         f"then {max(r.seconds for r in results[1:]):.2f} s at most)",
+    )
+
+
+async def test_rolling_restart_of_replicas_is_invisible_to_callers(
+    launcher: Launcher, replicas: Replicas, outcomes: Outcomes
+) -> None:
+    """Each replica in turn gets SIGTERM (drain, as in a rolling update) and is started again
+    on its port, while two callers keep sending requests: none of them sees an error."""
+    first = launcher.model("small-rolling-1", token_delay=0.02)
+    second = launcher.model("small-rolling-2", token_delay=0.02)
+    router = launcher.router(
+        "router-rolling",
+        {"small": [first.address, second.address], "large": [replicas.large.address]},
+    )
+    launcher.ready()
+    done = asyncio.Event()
+    results: list[CallResult] = []
+
+    async def caller(stub: router_service_pb2_grpc.RouterServiceStub) -> None:
+        while not done.is_set():
+            results.append(await call(stub, request(), DEADLINE))
+
+    def closed(replica: ModelProcess) -> bool:
+        circuit = f'circuit_state{{endpoint="{replica.address}",tier="small"}}'
+        return router.metric(circuit) == 0
+
+    rejoined: list[float] = []
+    async with router_stub(router.address) as stub:
+        callers = [asyncio.create_task(caller(stub)) for _ in range(2)]
+        try:
+            for replica in (first, second):
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(replica.process.stop)  # SIGTERM, drain, exit
+                await asyncio.sleep(0.5)  # the tier runs on one replica meanwhile
+                await asyncio.to_thread(replica.restart)
+                # As a rollout's minReadySeconds would: the next replica goes down only once
+                # the router sends traffic to this one again (its channel may be in
+                # reconnect backoff for a while after the restart).
+                rejoined.append(await eventually(functools.partial(closed, replica), timeout=10))
+            await asyncio.sleep(0.5)
+        finally:
+            done.set()
+            await asyncio.gather(*callers)
+    codes = [r.code for r in results]
+    assert codes == [grpc.StatusCode.OK] * len(results), [r.details for r in results if r.details]
+    served = [r.finished.served_tier for r in results]
+    assert served == ["small"] * len(results), [
+        (e.reason, r.seconds) for r in results for e in r.escalations
+    ]
+    assert max(r.seconds for r in results) < DEADLINE / 2
+    assert len(results) > 20
+    assert first.events().count("finish") > 0 and second.events().count("finish") > 0
+    outcomes.record(
+        "rolling restart: each small replica SIGTERMed and restarted under 2 callers",
+        f"{len(results)}/{len(results)} OK from small, no escalation, slowest "
+        f"{max(r.seconds for r in results):.2f} s; a restarted replica took the router "
+        f"{max(rejoined):.2f} s at most to use again",
+    )
+
+
+async def test_dead_replica_under_concurrent_load_costs_no_caller_an_answer(
+    launcher: Launcher, replicas: Replicas, outcomes: Outcomes
+) -> None:
+    """Many callers at once while one of two replicas is dead and its circuit never opens (a
+    high threshold, no health checks): each retry must go to the live replica, not back to the
+    dead one that concurrent requests' round-robin may point at again."""
+    live = launcher.model("small-live", max_streams=64)
+    router = launcher.router(
+        "router-concurrent",
+        {"small": [f"127.0.0.1:{free_port()}", live.address], "large": [replicas.large.address]},
+        resilience={"circuit_failure_threshold": 1000, "health_check_interval_seconds": 0},
+    )
+    launcher.ready()
+    async with router_stub(router.address) as stub:
+        results = await asyncio.gather(*(call(stub, request(), DEADLINE) for _ in range(40)))
+    assert [r.code for r in results] == [grpc.StatusCode.OK] * len(results)
+    escalated = [r for r in results if r.escalations]
+    assert escalated == [], escalated[0].escalations[0].reason
+    assert all(r.finished.served_tier == "small" for r in results)
+    failed_attempts = router.metric('tier_errors_total{code="UNAVAILABLE",tier="small"}')
+    assert failed_attempts is not None and failed_attempts >= 1  # the dead one was tried
+    outcomes.record(
+        "40 concurrent callers, one of two small replicas dead (circuit kept closed)",
+        f"40/40 OK from small, none escalated ({failed_attempts:.0f} attempts hit the dead "
+        f"replica and were retried on the live one); slowest "
+        f"{max(r.seconds for r in results):.2f} s",
     )

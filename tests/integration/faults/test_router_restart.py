@@ -117,7 +117,8 @@ async def test_sigterm_drains_short_streams_and_ends_long_ones(
     await restarted_and_serving(stack)
     outcomes.record(
         f"router SIGTERM with {2 * STREAMS} streams in flight (grace {ROUTER_GRACE_SECONDS:.0f} s)",
-        f"{STREAMS} short streams completed OK; {STREAMS} long ones UNAVAILABLE; all ended "
+        f"{STREAMS} short streams completed OK; {STREAMS} long ones UNAVAILABLE "
+        f'("{long[0].details}"); all ended '
         f"{ended:.2f} s after the signal; a new call UNAVAILABLE in {late.seconds * 1000:.0f} ms; "
         "tier requests aborted; new router on the same port served",
     )
@@ -144,6 +145,7 @@ async def test_sigkill_ends_every_stream_with_unavailable(stack: Stack, outcomes
     await restarted_and_serving(stack)
     outcomes.record(
         f"router SIGKILL with {STREAMS} streams in flight",
-        f"all UNAVAILABLE within {ended * 1000:.0f} ms; calls while down UNAVAILABLE in "
+        f'all UNAVAILABLE ("{results[0].details}") within {ended * 1000:.0f} ms; calls while '
+        f"down UNAVAILABLE in "
         f"{down.seconds * 1000:.0f} ms; tier requests aborted; new router served",
     )

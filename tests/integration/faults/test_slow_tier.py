@@ -80,6 +80,9 @@ async def test_deadline_is_honoured_and_the_engine_request_aborted(
     assert slow.large.events() == []
     assert await serving(slow.router.address)
     assert await serving(slow.small.address)
+    # The caller's own short deadline says nothing about the tier: its circuit stays closed.
+    circuit = f'circuit_state{{endpoint="{slow.small.address}",tier="small"}}'
+    assert slow.router.metric(circuit) == 0
     name = router_service_pb2.FallbackMode.Name(mode).removeprefix("FALLBACK_MODE_")
     outcomes.record(
         f"slow small tier (0.1 s/token), caller deadline {DEADLINE:.1f} s, {name}",
