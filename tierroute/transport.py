@@ -151,7 +151,7 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
         for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
             if getattr(handler, kind) is not None:
                 return handler._replace(**{kind: denied})
-        return handler
+        return None  # an unknown handler shape: fail closed (UNIMPLEMENTED)
 
 
 def _refuse(method: str) -> Behaviour:
