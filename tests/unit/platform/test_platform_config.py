@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from router_svc.config import RouterSettings
-from tierroute.commands.up import DemoRow, _print_totals
-from tierroute.platform import LOCAL_CLASSIFIER_BUDGET_MS, LocalPlatform, PlatformOptions
+from tierroute.commands.up import DEMO_QUERIES, DemoRow, _print_totals
+from tierroute.platform import (
+    CODE3_FALLBACK_THRESHOLD,
+    LOCAL_CLASSIFIER_BUDGET_MS,
+    PRESETS,
+    LocalPlatform,
+    PlatformOptions,
+    preset_models,
+    preset_router_overrides,
+)
 
 
 class _Fake:
@@ -55,3 +64,40 @@ def test_totals_report_savings_against_the_baseline(capsys: pytest.CaptureFixtur
     assert "escalation rate    50% (1 of 2)" in out
     assert "served by          large 50%, small 50%" in out
     assert "$7.000000 = 35.0% of the all-large cost" in out
+
+
+def test_presets_name_the_models_to_prepare() -> None:
+    assert preset_models("pair") == ("small", "large")
+    assert preset_models("code3") == ("small", "large", "xl")
+
+
+def test_code3_router_config_is_a_cheapest_first_chain_led_by_confidence(tmp_path: Path) -> None:
+    options = PlatformOptions(
+        run_dir=tmp_path,
+        tiers=PRESETS["code3"],
+        router_overrides=preset_router_overrides("code3"),
+    )
+    platform = LocalPlatform(options)
+    platform.tiers = {t.name: _Fake(i) for i, t in enumerate(PRESETS["code3"])}  # type: ignore[misc]
+    platform.prices = {t.name: t.prices for t in PRESETS["code3"] if t.prices is not None}
+    settings = RouterSettings.model_validate(platform._router_config())
+    # Loading validates the order: each tier dearer than the one before it.
+    assert settings.tier_names == ("tiny", "small", "large")
+    assert settings.tiers[-1].output_usd_per_mtok == 1.50
+    assert (settings.rules.enabled, settings.classifier.enabled) == (False, False)
+    assert settings.policy.fallback_threshold == CODE3_FALLBACK_THRESHOLD
+    assert settings.policy.default_tier is None  # the cheapest tier starts every request
+    assert settings.policy.classifier_timeout_ms == LOCAL_CLASSIFIER_BUDGET_MS
+
+
+def test_pair_needs_no_router_overrides() -> None:
+    assert preset_router_overrides("pair") == {}
+
+
+def test_demo_mixes_exist_for_every_preset() -> None:
+    root = Path(__file__).resolve().parents[3]
+    for name in PRESETS:
+        lines = (root / DEMO_QUERIES[name]).read_text().splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        assert len(rows) >= 10
+        assert all(row["prompt"] and row["kind"] for row in rows)
