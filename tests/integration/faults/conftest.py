@@ -56,12 +56,16 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 class _Service:
     """A child service started from the repository root, restartable on the same ports."""
 
+    process: ServiceProcess
+
     def __init__(self, logs: Path, name: str, module: str, args: Sequence[str]) -> None:
         self.name = name
         self._module = module
         self._args = list(args)
         self._log = logs / f"{name}.log"
-        # Started without waiting, so that a scenario's processes boot side by side.
+
+    def start(self) -> None:
+        """Spawn the process without waiting, so that several can boot side by side."""
         self.process = self._spawn(port=None, metrics_port=None)
 
     def _spawn(self, port: int | None, metrics_port: int | None) -> ServiceProcess:
@@ -145,7 +149,8 @@ class Launcher:
         self.logs = logs
         self._models: list[ModelProcess] = []
         self._routers: list[RouterProcess] = []
-        self._waiting: list[_Service] = []
+        self._waiting: list[ModelProcess] = []
+        self._pending: list[RouterProcess] = []
 
     def model(
         self,
@@ -176,6 +181,7 @@ class Launcher:
         if die_after is not None:
             args += ["--die-after", str(die_after)]
         model = ModelProcess(self.logs, name, tier, args)
+        model.start()
         self._models.append(model)
         self._waiting.append(model)
         return model
@@ -183,8 +189,8 @@ class Launcher:
     def router(
         self, name: str, tiers: Mapping[str, Sequence[str]], **overrides: Any
     ) -> RouterProcess:
-        """Start a router over ``tiers`` (name → endpoints, cheapest first); :meth:`ready`
-        waits for it."""
+        """A router over ``tiers`` (name → endpoints, cheapest first); :meth:`ready` starts it
+        once its tiers serve."""
         config: dict[str, Any] = {
             "classifier": {"enabled": False},
             "rules": {"enabled": False},
@@ -202,15 +208,23 @@ class Launcher:
             "resilience": RESILIENCE,
         }
         router = RouterProcess(self.logs, name, _merge(config, overrides))
-        self._routers.append(router)
-        self._waiting.append(router)
+        self._pending.append(router)
         return router
 
     def ready(self) -> None:
-        """Wait until every process started since the last call is SERVING."""
+        """Wait until the model services started since the last call are SERVING, then start
+        the new routers and wait for them: a router that started before its tiers would
+        count them down until its next health check, as it should, but tests want a settled
+        start."""
         waiting, self._waiting = self._waiting, []
-        for service in waiting:
-            service.wait_until_serving()
+        for model in waiting:
+            model.wait_until_serving()
+        pending, self._pending = self._pending, []
+        for router in pending:
+            router.start()
+            self._routers.append(router)
+        for router in pending:
+            router.wait_until_serving()
 
     def close(self) -> None:
         """Stop every process still running: all are signalled first, then reaped."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import grpc
+import pytest
 
 from tests.integration.faults.conftest import RESILIENCE, Launcher, Outcomes, router_stub, serving
 from tests.integration.faults.helpers import CallResult, call, eventually, list_tiers, request
@@ -21,6 +22,7 @@ CLOSED, HALF_OPEN, OPEN = 0.0, 1.0, 2.0
 DEADLINE = 10.0
 
 
+@pytest.mark.slow  # reset times and a restart: 10-15 s
 async def test_circuit_opens_after_the_failures_and_closes_after_the_reset(
     launcher: Launcher, outcomes: Outcomes
 ) -> None:

@@ -215,6 +215,7 @@ async def test_replica_crashing_on_arrival_is_invisible_to_callers(
     )
 
 
+@pytest.mark.slow  # two restarts and the router noticing each: 10-25 s
 async def test_rolling_restart_of_replicas_is_invisible_to_callers(
     launcher: Launcher, replicas: Replicas, outcomes: Outcomes
 ) -> None:
