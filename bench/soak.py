@@ -16,8 +16,9 @@ figures to ``--json`` (default ``.cache/bench/soak.json``)::
 
     python -m bench.soak [--minutes 10] [--rate 40] [--concurrency 32] [--tracemalloc]
 
-``--tracemalloc`` runs the router under ``bench/soak_tracemalloc.py``, which writes the top
-allocation growth to the run directory every ``--sample-seconds``: for finding a leak.
+``--malloc`` runs the router under ``bench/soak_tracemalloc.py``, which writes glibc's heap
+figures to ``malloc.tsv`` in the run directory every ``--sample-seconds``; ``--tracemalloc``
+also writes the top Python allocation growth there: for finding a leak.
 """
 
 from __future__ import annotations
@@ -173,7 +174,9 @@ def memory_report(sampler: Sampler, warmup: float) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def services(run_dir: Path, keys: dict[str, str], tracemalloc: float) -> Iterator[dict[str, Any]]:
+def services(
+    run_dir: Path, keys: dict[str, str], watch: tuple[float, bool] | None
+) -> Iterator[dict[str, Any]]:
     """The two scripted tiers and the router, serving; stopped at the end of the block."""
     started: list[ServiceProcess] = []
     try:
@@ -190,9 +193,10 @@ def services(run_dir: Path, keys: dict[str, str], tracemalloc: float) -> Iterato
         config = run_dir / "router.yaml"
         router_config(config, {t: p.address for t, p in tiers.items()}, keys)
         module, args = "router_svc", ["--config", str(config)]
-        if tracemalloc:
+        if watch:
             module = "bench.soak_tracemalloc"
-            args = ["--snapshot-dir", str(run_dir), "--interval", str(tracemalloc), *args]
+            args = ["--snapshot-dir", str(run_dir), "--interval", str(watch[0]), *args]
+            args += ["--trace"] if watch[1] else []
         router = ServiceProcess(module, args, cwd=ROOT, log_path=run_dir / "router.log")
         started.append(router)
         router.wait_until_serving(60)
@@ -367,6 +371,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="trace the router's allocations (slow)"
     )
+    parser.add_argument(
+        "--malloc", action="store_true", help="log the router's glibc heap figures (malloc.tsv)"
+    )
     return parser.parse_args(argv)
 
 
@@ -379,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # router's config (as digests).
     keys = {"main": secrets.token_urlsafe(24), "limited": secrets.token_urlsafe(24)}
     keys["bad"] = secrets.token_urlsafe(24)
-    with services(run_dir, keys, args.sample_seconds if args.tracemalloc else 0) as procs:
+    watch = (args.sample_seconds, args.tracemalloc) if args.tracemalloc or args.malloc else None
+    with services(run_dir, keys, watch) as procs:
         tally, sampler, elapsed = asyncio.run(soak(args, procs, keys))
         result = summary(args, tally, sampler, elapsed)
         result["after_traffic"] = after_traffic(procs)
