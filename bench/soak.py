@@ -224,6 +224,7 @@ async def soak(
             seconds=args.minutes * 60,
             max_requests=args.max_requests,
             seed=args.seed,
+            without=frozenset(args.without),
             tally=tally,
         )
     finally:
@@ -281,6 +282,7 @@ def summary(
             "warmup_seconds": args.warmup_seconds,
             "sample_seconds": args.sample_seconds,
             "seed": args.seed,
+            "without": sorted(args.without),
             "cpus": os.cpu_count(),
         },
     }
@@ -370,6 +372,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="figures written here")
     parser.add_argument(
         "--tracemalloc", action="store_true", help="trace the router's allocations (slow)"
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=[kind.name for kind in KINDS],
+        help="leave this kind out of the mix (repeatable)",
     )
     parser.add_argument(
         "--malloc", action="store_true", help="log the router's glibc heap figures (malloc.tsv)"

@@ -206,10 +206,13 @@ async def drive(
     max_requests: int,
     seed: int,
     tally: Tally,
+    without: frozenset[str] = frozenset(),
 ) -> None:
-    """Send the mix at ``rate`` calls/s (at most ``concurrency`` open) until time or count end."""
+    """Send the mix at ``rate`` calls/s (at most ``concurrency`` open) until time or count end;
+    kinds named in ``without`` are left out."""
     chooser = random.Random(seed)
-    weights = [kind.weight for kind in KINDS]
+    kinds = [kind for kind in KINDS if kind.name not in without]
+    weights = [kind.weight for kind in kinds]
     per_kind: Counter[str] = Counter()
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
@@ -226,7 +229,7 @@ async def drive(
                 await asyncio.sleep(due - now)
             elif now - due > interval:
                 tally.late += 1
-            kind = chooser.choices(KINDS, weights)[0]
+            kind = chooser.choices(kinds, weights)[0]
             task = asyncio.create_task(call(stub, kind, per_kind[kind.name], keys, tally))
             per_kind[kind.name] += 1
             tally.sent += 1
