@@ -29,8 +29,9 @@ class RouterServiceStub:
     """Routes prompts over ordered model tiers (cheapest first).
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo), UNAVAILABLE when no
-    tier can serve, DEADLINE_EXCEEDED.
+    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo; QuotaFailure when a
+    tenant's daily budget is spent), FAILED_PRECONDITION when the answer would cost more than max_cost_usd,
+    UNAVAILABLE when no tier can serve, DEADLINE_EXCEEDED.
     """
 
     def __init__(self, channel):
@@ -60,8 +61,9 @@ class RouterServiceServicer:
     """Routes prompts over ordered model tiers (cheapest first).
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo), UNAVAILABLE when no
-    tier can serve, DEADLINE_EXCEEDED.
+    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo; QuotaFailure when a
+    tenant's daily budget is spent), FAILED_PRECONDITION when the answer would cost more than max_cost_usd,
+    UNAVAILABLE when no tier can serve, DEADLINE_EXCEEDED.
     """
 
     def Route(self, request, context):
@@ -115,8 +117,9 @@ class RouterService:
     """Routes prompts over ordered model tiers (cheapest first).
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
-    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo), UNAVAILABLE when no
-    tier can serve, DEADLINE_EXCEEDED.
+    field), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (RetryInfo; QuotaFailure when a
+    tenant's daily budget is spent), FAILED_PRECONDITION when the answer would cost more than max_cost_usd,
+    UNAVAILABLE when no tier can serve, DEADLINE_EXCEEDED.
     """
 
     @staticmethod
