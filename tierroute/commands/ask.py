@@ -10,7 +10,11 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from tierroute.config import ClientTls
 
 API_KEY_ENV = "TIERROUTE_API_KEY"
 
@@ -33,7 +37,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--api-key", default=None, help=f"API key (default: ${API_KEY_ENV} when set)"
     )
+    tls = parser.add_argument_group("TLS (a router started with server.tls)")
+    tls.add_argument("--tls", action="store_true", help="use TLS (implied by the options below)")
+    tls.add_argument("--ca-file", type=Path, help="PEM CA bundle the router certificate chains to")
+    tls.add_argument("--cert-file", type=Path, help="PEM client certificate (mutual TLS)")
+    tls.add_argument("--key-file", type=Path, help="PEM key of --cert-file")
+    tls.add_argument("--server-name", help="name to check the router's certificate against")
     parser.set_defaults(func=run)
+
+
+def client_tls(args: argparse.Namespace) -> ClientTls | None:
+    """The TLS settings the TLS flags ask for; ``None`` for a plaintext channel."""
+    from tierroute.config import ClientTls
+
+    wanted = (args.ca_file, args.cert_file, args.key_file, args.server_name)
+    if not args.tls and all(value is None for value in wanted):
+        return None
+    return ClientTls(
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        server_name=args.server_name,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV)
     try:
         asyncio.run(_ask(args, prompt, api_key, sys.stdout, sys.stderr))
+    except ValueError as exc:  # unreadable or mismatched TLS files
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except RouterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -55,7 +83,8 @@ async def _ask(
 ) -> None:
     from tierroute.client import Escalation, FinishedEvent, RoutedEvent, Router, TextEvent
 
-    async with Router(args.router, api_key=api_key, timeout=args.timeout) as router:
+    tls = client_tls(args)
+    async with Router(args.router, api_key=api_key, timeout=args.timeout, tls=tls) as router:
         # Sent as a chat turn: each tier renders it with its own chat template.
         stream = router.generate(
             [("user", prompt)], max_tokens=args.max_tokens, fallback_mode=args.mode, tier=args.tier
