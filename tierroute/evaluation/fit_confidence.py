@@ -14,8 +14,9 @@ and only measured on the report half.
    tier's answer was right; the two prior parameters are chosen from a small grid by 5-fold
    cross-validated log loss on the fit half. ``window_tokens`` and ``low_prob_threshold`` stay
    as the service ran them: the statistics depend on them. A tier whose fit-half answers are
-   all right or all wrong has nothing to separate and keeps its parameters (when no tier can
-   be fitted, the fit fails).
+   all right or all wrong has nothing to rank: it gets a constant score (about 1 or 0, the
+   limit of the logistic fit), so it never or always escalates (when no tier can be fitted,
+   the fit fails).
 2. Threshold (one for the whole chain, as the router has): with the fitted scores, the cascade
    is simulated on the fit half (:mod:`.chain`) at every threshold; the cheapest one whose
    accuracy reaches ``target x`` the last tier's accuracy is kept (when none does, the most
@@ -168,6 +169,29 @@ def fit_params(
     return fitted, {"grid": grid, "cv_log_loss": best[0]}
 
 
+CONSTANT_LOGIT = 20.0
+"""Bias of a tier never (or always) right on the fit half: a score of ~2e-9 (or ~1 - 2e-9)."""
+
+
+def _constant(
+    base: ConfidenceParams, right: bool, why: Exception
+) -> tuple[ConfidenceParams, dict[str, Any]]:
+    """The calibration a one-class fit half supports: the same score for every answer.
+
+    The logistic fit's intercept runs off to infinity there; a large finite bias with zero
+    weights is its limit, so a tier that was never right always escalates (and one that was
+    always right never does) at any threshold inside (0, 1).
+    """
+    params = replace(
+        base,
+        bias=CONSTANT_LOGIT if right else -CONSTANT_LOGIT,
+        weight_mean=0.0,
+        weight_min_window=0.0,
+        penalty_low_prob=0.0,
+    )
+    return params, {"not_fitted": str(why), "constant": "always right" if right else "never right"}
+
+
 def chain_scores(chain: Chain, params: Mapping[str, ConfidenceParams]) -> Array:
     """Per-tier scores recomputed with ``params`` (tiers without parameters keep theirs)."""
     rows = []
@@ -285,7 +309,7 @@ def fit(
         try:
             params[tier], selection[tier] = fit_params(fit_half.ok[index], stats, base)
         except ValueError as exc:
-            params[tier], selection[tier] = base, {"not_fitted": str(exc)}
+            params[tier], selection[tier] = _constant(base, bool(fit_half.ok[index].any()), exc)
     if all("not_fitted" in selection[tier] for tier in escalating):
         raise ValueError(
             "no tier could be fitted: " + "; ".join(selection[t]["not_fitted"] for t in escalating)

@@ -213,10 +213,13 @@ async def test_a_tier_always_wrong_keeps_its_parameters() -> None:
     for name in TIERS:
         records += await run_arm(router, ITEMS, chain_arms(TIERS)[name])  # type: ignore[arg-type]
     result = fit(_copies(records), tiers=TIERS)
-    assert "not_fitted" in result.report["selection"]["tiny"]
+    assert result.report["selection"]["tiny"]["constant"] == "never right"
     assert "not_fitted" not in result.report["selection"]["small"]
-    assert result.params_by_tier["tiny"] == result.params  # the defaults, unchanged
-    assert result.params_by_tier["small"] != result.params
+    # Never right on the fit half: a constant score near 0, so tiny always escalates.
+    tiny = result.params_by_tier["tiny"]
+    assert tiny.bias < -10 and tiny.weight_mean == tiny.weight_min_window == 0.0
+    after = result.report["report"]["after"]["at_threshold"]
+    assert after["served_share"][0] == 0.0 and after["errors_caught"] == 1.0
     report = summarise(records, fallback_threshold=0.65, tiers=TIERS)
     assert report["signal_auroc_by_tier"]["tiny"]["confidence"] is None
 
