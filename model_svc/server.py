@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from model_svc.config import ModelServiceSettings
 from model_svc.engines.base import ChatTurn, Engine, GenerationRequest, PromptInput
@@ -59,7 +59,11 @@ class ModelServer:
         if settings.limits.max_prompt_tokens is not None:
             engine = PromptTokenLimit(engine, settings.limits.max_prompt_tokens)
         self.engine = engine
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            # process_resident_memory_bytes and open fds of this service's process.
+            ProcessCollector(registry=registry)
+        self.registry = registry
         self.metrics = ModelMetrics(self.registry, settings.tier)
         self.metrics.watch_unfinished_requests(engine.num_unfinished_requests)
         self.service = GenerationService(

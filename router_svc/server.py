@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from router_svc.auth import TenantGate, load_keys
 from router_svc.classifier import Classifier, OnnxClassifier
@@ -93,6 +93,8 @@ def build_router(
     ``classifier.enabled`` is on.
     """
     registry = CollectorRegistry(auto_describe=True)
+    # process_resident_memory_bytes and open fds: what a leak or an fd exhaustion shows on.
+    ProcessCollector(registry=registry)
     onnx: OnnxClassifier | None = None
     if classifier is None and settings.classifier.enabled:
         onnx = OnnxClassifier.load(settings.classifier)

@@ -190,7 +190,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 await context.abort_with_status(_quota_status(exc))
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            self._record_failure(run, "CANCELLED")
+            # grpc cancels the handler both when the caller hangs up and when its deadline
+            # passes; the error alerts count only the second, so tell them apart.
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            self._record_failure(run, "DEADLINE_EXCEEDED" if expired else "CANCELLED")
             raise
         except Exception:
             self._record_failure(run, "INTERNAL")

@@ -312,6 +312,9 @@ async def test_warm_up_failure_keeps_the_service_not_serving() -> None:
     with pytest.raises(RuntimeError, match="warm-up"):
         await server.warm_up()
     assert server.registry.get_sample_value("tierroute_model_engine_up", {"tier": TIER}) == 0
+    # Its own registry carries the process collector (RSS, open fds).
+    rss = server.registry.get_sample_value("process_resident_memory_bytes")
+    assert rss is not None and rss > 0
     await server.shutdown()
     assert engine.shut_down
 

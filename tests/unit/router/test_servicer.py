@@ -609,3 +609,37 @@ async def test_a_health_check_timing_out_counts_as_one_failure(
     finally:
         silent.close()
         await small.server.stop(None)
+
+
+async def test_a_passed_deadline_is_counted_as_deadline_exceeded(fresh: Stack) -> None:
+    # The caller's deadline passes mid-stream: grpc cancels the handler either way, and the
+    # request must count as DEADLINE_EXCEEDED (the error alerts ignore CANCELLED).
+    fresh.small.model.behaviour.words = tuple(f" w{i}" for i in range(200))
+    fresh.small.model.behaviour.token_delay = 0.02
+    registry = fresh.app.registry
+    cancelled = {"code": "CANCELLED", "served_tier": "none"}
+    cancelled_before = registry.get_sample_value("tierroute_router_requests_total", cancelled)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await collect(fresh.stub, request(mode=rpb.FALLBACK_MODE_STREAMING), timeout=0.3)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await _eventually(
+        lambda: (
+            registry.get_sample_value("tierroute_router_active_streams") == 0
+            and (
+                registry.get_sample_value(
+                    "tierroute_router_requests_total",
+                    {"code": "DEADLINE_EXCEEDED", "served_tier": "none"},
+                )
+                or 0
+            )
+            >= 1
+        )
+    )
+    cancelled_after = registry.get_sample_value("tierroute_router_requests_total", cancelled)
+    assert cancelled_after == cancelled_before
+
+
+def test_router_exports_its_process_memory(fresh: Stack) -> None:
+    # A leak shows on the router's own /metrics, not only on the container's.
+    rss = fresh.app.registry.get_sample_value("process_resident_memory_bytes")
+    assert rss is not None and rss > 10 * 2**20
