@@ -2,7 +2,7 @@
 
 Render: helm-python-sdk (Helm v4's Go library; strict lint, values.schema.json enforced).
 Validate: kubernetes-validate --strict against the Kubernetes versions in KUBERNETES_VERSIONS
-(core objects) and the Prometheus Operator CRD models (ServiceMonitor, PrometheusRule).
+(core objects) and the CRD models (ServiceMonitor, PrometheusRule, cert-manager Certificate).
 Policy: checkov --framework kubernetes on the rendered objects. The fields the platform depends
 on are checked in test_deploy_chart_fields.py.
 """
@@ -68,20 +68,25 @@ def test_strict_validation_rejects_an_unknown_field(
     assert "gpuCount" in result.stdout + result.stderr
 
 
-def test_prometheus_operator_objects_match_their_crds(
+def test_custom_resources_match_their_crds(
     tools: DeployTools, rendered: dict[str, Rendered], tmp_path: Path
 ) -> None:
     objects = [o for env in ENVIRONMENTS for o in crd_objects(rendered[env])]
-    assert {o["kind"] for o in objects} == {"ServiceMonitor", "PrometheusRule"}
+    # Certificates: prod's cert-manager TLS (test_deploy_chart_security.py checks more).
+    assert {o["kind"] for o in objects} == {"ServiceMonitor", "PrometheusRule", "Certificate"}
     result = tools.script("validate_crds.py", str(write_objects(objects, tmp_path / "crds.yaml")))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("ok ") == len(objects)
 
     bad = json.loads(json.dumps(rendered["prod"].one("ServiceMonitor", "tr-tierroute-model")))
     bad["spec"]["endpoints"][0]["scrapeEvery"] = "15s"
-    result = tools.script("validate_crds.py", str(write_objects([bad], tmp_path / "bad.yaml")))
+    certificate = json.loads(json.dumps(rendered["prod"].of_kind("Certificate")[0]))
+    certificate["spec"]["dnsName"] = certificate["spec"].pop("dnsNames")
+    path = write_objects([bad, certificate], tmp_path / "bad.yaml")
+    result = tools.script("validate_crds.py", str(path))
     assert result.returncode == 1
     assert "scrapeEvery: unknown field" in result.stdout
+    assert ".spec.dnsName: unknown field" in result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.cluster_files import cluster_for, mounted, router_settings_file
 from tests.deploy.helpers import (
     CHART,
     CHECKOV_SKIPS,
@@ -75,13 +76,17 @@ def test_router_tier_endpoints_resolve_to_the_tier_services(rendered: dict[str, 
             assert env_of(container)["TIERROUTE_SERVER__PORT"] == port
 
 
-def test_rendered_router_config_loads_in_the_router(rendered: dict[str, Rendered]) -> None:
-    # The contract with router_svc: the file the chart writes is one the router accepts.
+def test_rendered_router_config_loads_in_the_router(
+    rendered: dict[str, Rendered], tmp_path: Path
+) -> None:
+    # The contract with router_svc: the file the chart writes is one the router accepts, with
+    # the certificate files it names (prod: TLS) where the pod mounts them.
     from router_svc.config import RouterSettings
 
     for environment in ENVIRONMENTS:
-        config = router_config(rendered[environment])
-        settings = RouterSettings.model_validate(config)
+        cluster = cluster_for(rendered[environment], tmp_path / environment)
+        path = router_settings_file(cluster, rendered[environment], f"{RELEASE}-tierroute-router")
+        settings = RouterSettings.model_validate(yaml.safe_load(path.read_text()))
         assert settings.server.port == 50051
         assert settings.server.metrics_port == 9464
         assert settings.server.host == "0.0.0.0"
@@ -91,25 +96,29 @@ def test_rendered_router_config_loads_in_the_router(rendered: dict[str, Rendered
 
 
 def test_rendered_model_environment_loads_in_the_model_service(
-    rendered: dict[str, Rendered], monkeypatch: pytest.MonkeyPatch
+    rendered: dict[str, Rendered], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The contract with model_svc: every TIERROUTE_* variable the chart sets is a setting the
-    # model service knows (its settings forbid unknown keys) with a value it accepts.
+    # model service knows (its settings forbid unknown keys) with a value it accepts; files it
+    # names (prod: TLS certificates) are read where the pod mounts them.
     from model_svc.config import ModelServiceSettings
 
     checked = 0
     for environment in ENVIRONMENTS:
+        cluster = cluster_for(rendered[environment], tmp_path / environment)
         for deployment in rendered[environment].of_kind("Deployment"):
             if "tierroute/tier" not in deployment["spec"]["selector"]["matchLabels"]:
                 continue
-            container = pod_spec(deployment)["containers"][0]
+            files, container = mounted(
+                cluster, rendered[environment], deployment["metadata"]["name"]
+            )
             env = env_of(container)
             with monkeypatch.context() as patch:
                 for name in [n for n in os.environ if n.startswith("TIERROUTE_")]:
                     patch.delenv(name)
                 for name, value in env.items():
                     if name.startswith("TIERROUTE_"):
-                        patch.setenv(name, value)
+                        patch.setenv(name, files.local(value))
                 settings = ModelServiceSettings.load(tier=container["args"][1])
             assert settings.tier == container["args"][1]
             assert str(settings.engine.model) == env["TIERROUTE_ENGINE__MODEL"]
@@ -122,6 +131,11 @@ def test_rendered_model_environment_loads_in_the_model_service(
             assert settings.prices.output_usd_per_mtok == float(
                 env["TIERROUTE_PRICES__OUTPUT_USD_PER_MTOK"]
             )
+            # prod: TLS, the router's certificate required, a prompt-token cap on every tier.
+            prod = environment == "prod"
+            assert (settings.server.tls is not None) is prod
+            assert settings.auth.mode == ("mtls" if prod else "none")
+            assert settings.limits.max_prompt_tokens == (12288 if prod else None)
             checked += 1
     assert checked == 6
 
@@ -182,9 +196,11 @@ def test_probes_are_grpc_and_sized_for_loading(
     for deployment in result.of_kind("Deployment"):
         spec = pod_spec(deployment)
         (container,) = spec["containers"]
-        grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        # With TLS on (prod), the plaintext health-only port: kubelet probes speak no TLS.
+        probed = ports["health"] if result.values["security"]["tls"]["enabled"] else ports["grpc"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": grpc_port}, probe
+            assert container[probe]["grpc"] == {"port": probed}, probe
         startup = container["startupProbe"]
         window = startup["periodSeconds"] * startup["failureThreshold"]
         liveness = container["livenessProbe"]
@@ -408,7 +424,10 @@ def test_router_config_changes_roll_the_router(
 
 
 def test_openai_endpoint_sidecar(tools: DeployTools, tmp_path: Path) -> None:
-    result = render(tools, "prod", overrides={"router": {"openai": {"enabled": True}}})
+    # Without prod's TLS: the endpoint dials its router in plaintext (the chart refuses both).
+    plaintext = {"peerAuth": {"mode": "none"}, "tls": {"enabled": False}}
+    overrides = {"router": {"openai": {"enabled": True}}, "security": plaintext}
+    result = render(tools, "prod", overrides=overrides)
     deployment = result.one("Deployment", f"{RELEASE}-tierroute-router")
     spec = pod_spec(deployment)
     router, openai = spec["containers"]

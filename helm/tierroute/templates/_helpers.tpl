@@ -143,3 +143,105 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/*
+Transport security resolved from .Values.security, as YAML (read back with fromYaml):
+  tls         TLS on the gRPC ports (bool)
+  mtls        the router presents its certificate and the tiers require one (bool)
+  peerAuth    none | sharedSecret | mtls
+  healthPort  the plaintext health-only port (0 while TLS is off)
+  routerSecret, modelSecret  the TLS Secrets ("" for a tier: its own cert-manager Secret)
+  routerCertificate  the router's Secret comes from a cert-manager Certificate
+Fails the render on what the schema cannot express: TLS with neither an issuer nor Secrets, a
+health port that collides with another port, the OpenAI sidecar (it dials its router in
+plaintext) beside a TLS router.
+*/}}
+{{- define "tierroute.security" -}}
+{{- $security := .Values.security -}}
+{{- $tls := $security.tls -}}
+{{- $out := dict "tls" false "mtls" false "peerAuth" $security.peerAuth.mode "healthPort" 0 "routerSecret" "" "modelSecret" "" "routerCertificate" false -}}
+{{- if $tls.enabled -}}
+{{- $issuer := ne $tls.issuerRef.name "" -}}
+{{- $routerSecret := default $tls.existingSecret $tls.router.existingSecret -}}
+{{- $modelSecret := default $tls.existingSecret $tls.model.existingSecret -}}
+{{- if and (not $issuer) (or (not $routerSecret) (not $modelSecret)) -}}
+{{- fail "security.tls.enabled: set security.tls.issuerRef.name (cert-manager) or existingSecret for the router and the tiers" -}}
+{{- end -}}
+{{- $_ := set $out "routerCertificate" (not $routerSecret) -}}
+{{- if not $routerSecret -}}
+{{- $routerSecret = printf "%s-tls" (include "tierroute.routerName" .) -}}
+{{- end -}}
+{{- $taken := list (int .Values.router.ports.grpc) (int .Values.router.ports.metrics) -}}
+{{- if .Values.router.openai.enabled -}}
+{{- fail "router.openai.enabled: the OpenAI endpoint dials its router in plaintext, which a TLS router (security.tls.enabled) refuses" -}}
+{{- end -}}
+{{- range $tier := (include "tierroute.tiers" . | fromYaml).tiers -}}
+{{- $taken = append $taken (int $tier.port) -}}
+{{- $taken = append $taken (int $tier.metricsPort) -}}
+{{- end -}}
+{{- if has (int $tls.healthPort) $taken -}}
+{{- fail (printf "security.tls.healthPort %v is already a gRPC or metrics port" $tls.healthPort) -}}
+{{- end -}}
+{{- $_ := set $out "tls" true -}}
+{{- $_ := set $out "routerSecret" $routerSecret -}}
+{{- $_ := set $out "modelSecret" $modelSecret -}}
+{{- $_ := set $out "healthPort" (int $tls.healthPort) -}}
+{{- $_ := set $out "mtls" (or (eq $security.peerAuth.mode "mtls") $tls.mtlsToTiers) -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Where the TLS Secret and the peer-auth secret are mounted (beside, not under, the config). */}}
+{{- define "tierroute.tlsDir" -}}/etc/tierroute-tls{{- end -}}
+{{- define "tierroute.peerDir" -}}/etc/tierroute-peer{{- end -}}
+{{- define "tierroute.peerSecretFile" -}}{{ include "tierroute.peerDir" . }}/shared-secret{{- end -}}
+
+{{/* A tier's TLS Secret: (dict "root" $ "tier" $tier "security" $security). */}}
+{{- define "tierroute.tierTlsSecret" -}}
+{{- default (printf "%s-tls" (include "tierroute.tierName" .)) .security.modelSecret -}}
+{{- end -}}
+
+{{/*
+The DNS names of a Service, short to fully qualified: (dict "root" $ "name" $serviceName).
+The router dials dns:///<name>.<namespace>.svc.<clusterDomain>, which the certificate names.
+*/}}
+{{- define "tierroute.serviceDnsNames" -}}
+{{- $ns := .root.Release.Namespace -}}
+- {{ .name }}
+- {{ printf "%s.%s" .name $ns }}
+- {{ printf "%s.%s.svc" .name $ns }}
+- {{ printf "%s.%s.svc.%s" .name $ns .root.Values.clusterDomain }}
+{{- end -}}
+
+{{/* The secret volumes of a pod under security: (dict "root" $ "security" $s "tlsSecret" name). */}}
+{{- define "tierroute.securityVolumes" -}}
+{{- if .security.tls }}
+- name: tls
+  secret:
+    secretName: {{ .tlsSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if eq .security.peerAuth "sharedSecret" }}
+- name: peer-auth
+  secret:
+    secretName: {{ .root.Values.security.peerAuth.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .root.Values.security.peerAuth.secretKey }}
+        path: shared-secret
+{{- end }}
+{{- end -}}
+
+{{/* Their read-only mounts: (dict "root" $ "security" $s). */}}
+{{- define "tierroute.securityMounts" -}}
+{{- if .security.tls }}
+- name: tls
+  mountPath: {{ include "tierroute.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if eq .security.peerAuth "sharedSecret" }}
+- name: peer-auth
+  mountPath: {{ include "tierroute.peerDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
