@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.deploy.cluster_files import ClusterFiles, cluster_for, mounted, router_settings_file
@@ -513,3 +514,31 @@ async def test_rendered_files_connect_the_router_to_a_real_tier(
     finally:
         await server.bootstrap.stop()
         await server.shutdown()
+
+
+def test_api_keys_with_a_daily_budget_come_from_the_mounted_secret(
+    tools: DeployTools, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    # router.config.auth passes through; the keys (hashed, each with its usd_per_day) live in
+    # the Secret mounted from router.existingSecret.
+    from router_svc.auth import hash_key, load_keys
+    from router_svc.config import RouterSettings
+
+    keys_file = "/etc/tierroute-secrets/keys.yaml"
+    overrides = {
+        "router": {
+            "existingSecret": "tierroute-api-keys",
+            "config": {"auth": {"enabled": True, "keys_file": keys_file}},
+        }
+    }
+    result = render(tools, "prod", overrides)
+    cluster = cluster_for(result, tmp_path)
+    key = secrets.token_hex(16)
+    entry = {"tenant": "acme", "sha256": hash_key(key), "usd_per_day": 25.0}
+    cluster.add_secret(
+        "tierroute-api-keys", {"keys.yaml": yaml.safe_dump({"keys": [entry]}).encode()}
+    )
+    settings = RouterSettings.load(router_settings_file(cluster, result, ROUTER))
+    assert settings.auth.enabled is True
+    (loaded,) = load_keys(settings.auth)
+    assert (loaded.tenant, loaded.usd_per_day) == ("acme", 25.0)
