@@ -63,6 +63,7 @@ lint: $(STAMP)  ## ruff and mypy --strict on hand-written code
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	$(BIN)/mypy --explicit-package-bases bench
 
 prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's classifier (idempotent)
 	$(BIN)/tierroute models prepare --tier small --tier large

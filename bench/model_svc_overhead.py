@@ -277,7 +277,9 @@ async def measure(
         aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
     ):
         requesters = {
-            "tierroute": grpc_requester(model_service_pb2_grpc.ModelServiceStub(channel)),
+            "tierroute": grpc_requester(
+                model_service_pb2_grpc.ModelServiceStub(channel)  # type: ignore[no-untyped-call]
+            ),
             "vllm": http_requester(session, base_url, served_name, args.vllm_logprobs),
         }
         for requester in requesters.values():  # warm both paths (connections, caches)
@@ -323,9 +325,18 @@ def report(
     keeps them meaningful when other work on the machine comes and goes; the absolute figures
     pool all rounds.
     """
-    names = ("tok_s_ratio", "ttft_p50_delta_ms", "ttft_p99_ms", "tok_s", "vllm_tok_s")
-    names += ("ttft_p50_ms", "vllm_ttft_p50_ms", "vllm_ttft_p99_ms")
-    names += ("frontend_cpu_ms_per_token", "vllm_frontend_cpu_ms_per_token")
+    names: tuple[str, ...] = (
+        "tok_s_ratio",
+        "ttft_p50_delta_ms",
+        "ttft_p99_ms",
+        "tok_s",
+        "vllm_tok_s",
+        "ttft_p50_ms",
+        "vllm_ttft_p50_ms",
+        "vllm_ttft_p99_ms",
+        "frontend_cpu_ms_per_token",
+        "vllm_frontend_cpu_ms_per_token",
+    )
     figures: dict[str, dict[str, float]] = {name: {} for name in names}
     print(
         "| concurrency | server | TTFT p50 (ms) | TTFT p99 (ms) | tokens/s | ratio (paired) "

@@ -283,7 +283,7 @@ async def wait_http(
     async with httpx.AsyncClient(timeout=2, headers=headers) as client:
         while time.monotonic() < deadline:
             if child.poll() is not None:
-                raise RuntimeError(f"{child.args[0]} exited with {child.returncode}; see its log")
+                raise RuntimeError(f"{child.args!r} exited with {child.returncode}; see its log")
             try:
                 if (await client.get(url)).is_success:
                     return
