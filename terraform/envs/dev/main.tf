@@ -30,4 +30,5 @@ module "stack" {
   image_tag              = var.stack.image_tag
   tierroute_values       = var.stack.tierroute_values
   log_retention_days     = var.stack.log_retention_days
+  cert_manager           = var.stack.cert_manager
 }

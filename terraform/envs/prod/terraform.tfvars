@@ -18,6 +18,10 @@ stack = {
   admin_principal_arns   = []
   image_registry         = ""
   tierroute_values       = {}
+  # cert-manager and the tierroute-ca ClusterIssuer (values-prod.yaml's issuerRef); on a
+  # cluster that runs cert-manager already: install = false (and create_issuer = false if the
+  # issuer exists too).
+  cert_manager = { install = true, create_issuer = true, issuer_name = "tierroute-ca" }
 
   node_groups = {
     cpu = {

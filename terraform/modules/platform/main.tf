@@ -1,6 +1,7 @@
 # What runs on the cluster besides the node software: the monitoring stack, the NVIDIA GPU
-# Operator (device plugin, feature discovery, DCGM exporter for GPU metrics), a default
-# encrypted gp3 StorageClass, and the tierroute chart itself.
+# Operator (device plugin, feature discovery, DCGM exporter for GPU metrics), cert-manager with
+# the CA ClusterIssuer the chart's Certificates use (cert_manager.tf), a default encrypted gp3
+# StorageClass, and the tierroute chart itself.
 
 locals {
   chart_path = var.tierroute_chart != "" ? var.tierroute_chart : "${path.module}/../../../helm/tierroute"
@@ -42,6 +43,26 @@ locals {
       }
     }
   }
+  # What Terraform knows of the tierroute release, between the environment's values file and
+  # var.tierroute_values.
+  tierroute_values = {
+    imageRegistry = var.image_registry
+    router        = { image = { tag = var.image_tag } }
+    modelDefaults = { image = { tag = var.image_tag } }
+    modelStore = {
+      source      = "objectStore"
+      objectStore = { uri = var.model_store_uri }
+    }
+    modelServiceAccount = {
+      annotations = { "eks.amazonaws.com/role-arn" = var.model_reader_role_arn }
+    }
+    # The issuer of the chart's Certificates whenever the environment's values turn TLS on.
+    security = {
+      tls = {
+        issuerRef = { name = var.ca_issuer_name, kind = "ClusterIssuer", group = "cert-manager.io" }
+      }
+    }
+  }
   # The EKS NVIDIA AMI ships the driver and the container toolkit: the operator adds the rest.
   gpu_operator_values = {
     driver  = { enabled = false }
@@ -54,12 +75,16 @@ locals {
 }
 
 resource "kubernetes_namespace_v1" "this" {
-  for_each = {
-    # node-exporter and the GPU operands need host access; tierroute needs none.
-    monitoring                = "privileged"
-    "gpu-operator"            = "privileged"
-    (var.tierroute_namespace) = "restricted"
-  }
+  # node-exporter and the GPU operands need host access; tierroute and cert-manager need none.
+  # A cert-manager that runs already (cert_manager_install = false) keeps its own namespace.
+  for_each = merge(
+    {
+      monitoring                = "privileged"
+      "gpu-operator"            = "privileged"
+      (var.tierroute_namespace) = "restricted"
+    },
+    var.cert_manager_install ? { (var.cert_manager_namespace) = "restricted" } : {},
+  )
 
   metadata {
     name = each.key
@@ -138,20 +163,15 @@ resource "helm_release" "tierroute" {
 
   values = [
     file("${path.module}/../../../helm/tierroute/values-${var.environment}.yaml"),
-    yamlencode({
-      imageRegistry = var.image_registry
-      router        = { image = { tag = var.image_tag } }
-      modelDefaults = { image = { tag = var.image_tag } }
-      modelStore = {
-        source      = "objectStore"
-        objectStore = { uri = var.model_store_uri }
-      }
-      modelServiceAccount = {
-        annotations = { "eks.amazonaws.com/role-arn" = var.model_reader_role_arn }
-      }
-    }),
+    yamlencode(local.tierroute_values),
     yamlencode(var.tierroute_values),
   ]
 
-  depends_on = [helm_release.kube_prometheus_stack, helm_release.gpu_operator]
+  # Certificates need cert-manager's CRDs and webhook, and the issuer to sign them.
+  depends_on = [
+    helm_release.kube_prometheus_stack,
+    helm_release.gpu_operator,
+    helm_release.cert_manager,
+    helm_release.ca_issuer,
+  ]
 }

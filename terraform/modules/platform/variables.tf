@@ -9,6 +9,7 @@ variable "chart_repositories" {
   default = {
     kube_prometheus_stack = "https://prometheus-community.github.io/helm-charts"
     gpu_operator          = "https://helm.ngc.nvidia.com/nvidia"
+    cert_manager          = "https://charts.jetstack.io"
   }
 }
 
@@ -78,4 +79,39 @@ variable "tierroute_values" {
   description = "Extra chart values merged last (e.g. tier replicas); the environment's values file comes first."
   type        = any
   default     = {}
+}
+
+variable "cert_manager_install" {
+  description = "Install cert-manager (with its CRDs); false on a cluster that runs it already."
+  type        = bool
+  default     = true
+}
+
+variable "cert_manager_version" {
+  description = "Version of the cert-manager chart (jetstack)."
+  type        = string
+  default     = "v1.17.2"
+}
+
+variable "cert_manager_namespace" {
+  description = "Namespace of cert-manager (created when installed here), where the CA issuer's Secret lives."
+  type        = string
+  default     = "cert-manager"
+}
+
+variable "ca_issuer_create" {
+  description = "Create the self-signed bootstrap and the CA ClusterIssuer; false when ca_issuer_name exists already."
+  type        = bool
+  default     = true
+}
+
+variable "ca_issuer_name" {
+  description = "ClusterIssuer signing the chart's Certificates (security.tls.issuerRef of the release)."
+  type        = string
+  default     = "tierroute-ca"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.ca_issuer_name)) && length(var.ca_issuer_name) <= 50
+    error_message = "ca_issuer_name must be a DNS label of at most 50 characters (the issuer chart appends -selfsigned)."
+  }
 }

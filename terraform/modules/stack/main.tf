@@ -1,6 +1,7 @@
 # One whole tierroute environment on EKS: network, cluster with a CPU and GPU node groups, model
-# bucket, image registry, then the monitoring stack, the GPU operator and the chart. envs/dev and
-# envs/prod call this module alike; they differ in terraform.tfvars only.
+# bucket, image registry, then the monitoring stack, the GPU operator, cert-manager with its CA
+# issuer and the chart. envs/dev and envs/prod call this module alike; they differ in
+# terraform.tfvars only.
 
 locals {
   name = "tierroute-${var.environment}"
@@ -63,6 +64,9 @@ module "platform" {
   model_store_uri       = module.model_store.bucket_uri
   model_reader_role_arn = module.model_store.reader_role_arn
   tierroute_values      = var.tierroute_values
+  cert_manager_install  = var.cert_manager.install
+  ca_issuer_create      = var.cert_manager.create_issuer
+  ca_issuer_name        = var.cert_manager.issuer_name
 
   depends_on = [module.eks]
 }

@@ -99,3 +99,13 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "cert_manager" {
+  description = "cert-manager and the CA ClusterIssuer of the chart's Certificates: install = false on a cluster running cert-manager, create_issuer = false when issuer_name exists already."
+  type = object({
+    install       = optional(bool, true)
+    create_issuer = optional(bool, true)
+    issuer_name   = optional(string, "tierroute-ca")
+  })
+  default = {}
+}
