@@ -1,5 +1,9 @@
 """``python -m router_svc.openai --router HOST:PORT [--host H] [--port P] [--config FILE]``.
 
+TLS to the router: ``--router-ca-file CA`` (plus ``--router-cert-file``/``--router-key-file``
+for mutual TLS, ``--router-server-name`` when the certificate names another host than the
+target), or ``router.tls`` in the file; the flags override the file's fields one by one.
+
 Binds the port itself (so ``--port 0`` works and the chosen port is logged), then serves the app
 with uvicorn, which drains in-flight requests on SIGTERM/SIGINT.
 """
@@ -21,6 +25,7 @@ import uvicorn
 
 from router_svc.openai.app import create_app
 from router_svc.openai.config import OpenAISettings
+from tierroute.config import ClientTls
 from tierroute.logging import configure_logging
 
 
@@ -49,7 +54,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--router", help="gRPC target of the router (host:port)")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
+    tls = parser.add_argument_group("TLS to the router (a router started with server.tls)")
+    tls.add_argument(
+        "--router-tls", action="store_true", help="use TLS (implied by the options below)"
+    )
+    tls.add_argument(
+        "--router-ca-file", type=Path, help="PEM CA bundle the router's certificate chains to"
+    )
+    tls.add_argument("--router-cert-file", type=Path, help="PEM client certificate (mutual TLS)")
+    tls.add_argument("--router-key-file", type=Path, help="PEM key of --router-cert-file")
+    tls.add_argument("--router-server-name", help="name to check the router's certificate against")
     return parser.parse_args(argv)
+
+
+def router_tls(args: argparse.Namespace, configured: ClientTls | None) -> ClientTls | None:
+    """``router.tls`` with the TLS flags on top; any flag turns TLS on."""
+    flags = {
+        "ca_file": args.router_ca_file,
+        "cert_file": args.router_cert_file,
+        "key_file": args.router_key_file,
+        "server_name": args.router_server_name,
+    }
+    given = {key: value for key, value in flags.items() if value is not None}
+    if not given and not args.router_tls:
+        return configured
+    base = configured.model_dump() if configured is not None else {}
+    # Validated afresh: the files must exist and hold PEM, and a certificate needs its key.
+    return ClientTls.model_validate({**base, **given, "enabled": True})
 
 
 def load_settings(args: argparse.Namespace) -> OpenAISettings:
@@ -63,8 +94,14 @@ def load_settings(args: argparse.Namespace) -> OpenAISettings:
     overrides: dict[str, Any] = {}
     if http:
         overrides["http"] = base.http.model_copy(update=http)
+    router: dict[str, Any] = {}
     if args.router is not None:
-        overrides["router"] = base.router.model_copy(update={"target": args.router})
+        router["target"] = args.router
+    tls = router_tls(args, base.router.tls)
+    if tls is not base.router.tls:
+        router["tls"] = tls
+    if router:
+        overrides["router"] = base.router.model_copy(update=router)
     return base.model_copy(update=overrides) if overrides else base
 
 
@@ -92,14 +129,24 @@ async def serve(settings: OpenAISettings) -> None:
         # The stdlib loop keeps behaviour identical to the tests; uvloop is optional.
         loop="asyncio",
     )
-    log.info("serving", host=settings.http.host, port=port, router=settings.router.target)
+    log.info(
+        "serving",
+        host=settings.http.host,
+        port=port,
+        router=settings.router.target,
+        router_tls=settings.router.tls is not None and settings.router.tls.enabled,
+    )
     await _Server(config).serve(sockets=[sock])
     log.info("stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    settings = load_settings(parse_args(argv))
+    try:
+        settings = load_settings(parse_args(argv))
+    except ValueError as exc:  # pydantic's ValidationError: a bad setting or TLS file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.logging)
     asyncio.run(serve(settings))
     return 0

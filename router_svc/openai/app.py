@@ -327,8 +327,11 @@ class Gateway:
         """Readiness: the router answers ``ListTiers`` and has a healthy endpoint."""
         try:
             tiers = await self.upstream.list_tiers((), _READY_TIMEOUT_SECONDS)
-        except (grpc.aio.AioRpcError, ApiError) as exc:
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        except grpc.aio.AioRpcError as exc:
+            detail = from_rpc_error(exc).message
+            return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
+        except ApiError as exc:
+            return JSONResponse({"status": "unavailable", "detail": exc.message}, status_code=503)
         healthy = any(t.healthy_endpoints > 0 for t in tiers)
         return JSONResponse(
             {"status": "ok" if healthy else "no healthy tier"}, status_code=200 if healthy else 503

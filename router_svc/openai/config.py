@@ -1,14 +1,15 @@
 """Settings of the OpenAI-compatible endpoint: where it listens, which router it calls, defaults.
 
 Loaded once at start-up (YAML file, ``TIERROUTE_*`` environment variables such as
-``TIERROUTE_HTTP__PORT`` or ``TIERROUTE_ROUTER__TARGET``, then command-line overrides).
+``TIERROUTE_HTTP__PORT``, ``TIERROUTE_ROUTER__TARGET`` or ``TIERROUTE_ROUTER__TLS__CA_FILE``,
+then command-line overrides).
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from tierroute.config import LoggingSettings, Section, Settings
+from tierroute.config import ClientTls, LoggingSettings, Section, Settings
 
 
 class HttpSettings(Section):
@@ -37,6 +38,9 @@ class UpstreamSettings(Section):
     """How long the tier list (for model names) is reused before asking ``ListTiers`` again."""
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest gRPC message sent or received (bytes)."""
+    tls: ClientTls | None = None
+    """TLS to the router (a router started with ``server.tls``): the CA its certificate chains
+    to, a client certificate for mutual TLS, the name to check; unset: plaintext."""
 
 
 class ModelSettings(Section):

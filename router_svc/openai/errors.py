@@ -13,7 +13,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import structlog
 from google.rpc import error_details_pb2, status_pb2
+
+_log = structlog.get_logger("router_svc.openai")
+# gRPC's own message when the channel has no connection; a status the router sends never says it.
+_NO_CONNECTION = "failed to connect to all addresses"
+# Why a connection failed, from the channel's message (first match wins), as callers read it.
+_CONNECTION_CAUSES: tuple[tuple[str, str], ...] = (
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "the TLS handshake failed: the router's certificate is not signed by a trusted CA",
+    ),
+    (
+        "Hostname Verification",
+        "the TLS handshake failed: the router's certificate does not carry the expected name",
+    ),
+    ("andshake failed", "the TLS handshake failed"),
+)
+_NO_CONNECTION_CAUSE = "no connection (the router is down, or only one side uses TLS)"
 
 # Fields of the router's contract and the OpenAI parameter a caller knows them by.
 _PARAMS: dict[str, str] = {
@@ -151,8 +169,35 @@ def from_status(
     return ApiError(mapping.status, message, mapping.type, param, mapping.code, headers)
 
 
+def unreachable(code: grpc.StatusCode, message: str) -> ApiError | None:
+    """A 503 naming why the channel to the router has no connection; ``None`` for other errors.
+
+    The caller learns the cause (TLS or not) without the router's address; the log gets the
+    channel's own message and what to check.
+    """
+    if code != grpc.StatusCode.UNAVAILABLE or _NO_CONNECTION not in message:
+        return None
+    cause = next((c for marker, c in _CONNECTION_CAUSES if marker in message), _NO_CONNECTION_CAUSE)
+    _log.warning(
+        "router unreachable",
+        cause=cause,
+        grpc_message=message,
+        check="router.target and router.tls (ca_file, server_name, cert_file) against the "
+        "router's server.tls",
+    )
+    return ApiError(
+        503,
+        f"the endpoint cannot reach the router: {cause}",
+        "server_error",
+        None,
+        "router_unreachable",
+    )
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError, prompt_param: str = "messages") -> ApiError:
     """The HTTP error for a failed call to the router."""
+    if (error := unreachable(exc.code(), exc.details() or "")) is not None:
+        return error
     return from_status(
         exc.code(), exc.details() or "", _details(exc.trailing_metadata()), prompt_param
     )

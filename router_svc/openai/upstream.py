@@ -1,4 +1,8 @@
-"""The endpoint's one gRPC channel to the router: ``Generate`` streams and a cached tier list."""
+"""The endpoint's one gRPC channel to the router: ``Generate`` streams and a cached tier list.
+
+The channel is plaintext or TLS as ``router.tls`` says (:func:`tierroute.transport.open_channel`,
+the same code the router uses towards its tiers).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import grpc
-
 from router_svc.openai.config import UpstreamSettings
+from tierroute.transport import open_channel
 from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]
@@ -26,7 +29,9 @@ class RouterUpstream:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        self._channel = grpc.aio.insecure_channel(settings.target, options=options)
+        # The files are read once, here: a new CA or client certificate needs a restart (a
+        # renewed router certificate from the same CA does not).
+        self._channel = open_channel(settings.target, settings.tls, options)
         self._stub = router_service_pb2_grpc.RouterServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._tiers: tuple[Any, ...] = ()
         self._tiers_at = -float("inf")

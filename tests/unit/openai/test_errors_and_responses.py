@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
-from router_svc.openai.errors import ApiError, from_status, retry_headers
+from router_svc.openai.errors import ApiError, from_status, retry_headers, unreachable
 from router_svc.openai.responses import Kind, StreamState, body, chunk, headers, usage
 from tierroute.v1 import common_pb2, router_service_pb2
 
@@ -109,3 +109,44 @@ def test_chunks() -> None:
     assert chunk(Kind.COMPLETION, state, 1, text="t")["choices"][0]["text"] == "t"
     final = chunk(Kind.CHAT, state, 1, with_usage=True)
     assert final["choices"] == [] and final["usage"]["total_tokens"] == 6
+
+
+# What grpcio's channel reports when it cannot connect (measured with grpcio 1.85).
+_CHANNEL = "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.7:50051: "
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        (
+            _CHANNEL + "Tls handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d"
+            ":SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer",
+            "not signed by a trusted CA",
+        ),
+        (
+            _CHANNEL + "Custom verification check failed with error: UNAUTHENTICATED: Hostname "
+            "Verification Check failed.",
+            "does not carry the expected name",
+        ),
+        (_CHANNEL + "Ssl handshake failed: SSL_ERROR_SSL", "the TLS handshake failed"),
+        (
+            "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:10.0.0.7:50051: "
+            "Socket closed",
+            "only one side uses TLS",
+        ),
+    ],
+)
+def test_a_channel_without_connection_is_a_503_naming_the_cause(message: str, cause: str) -> None:
+    error = unreachable(grpc.StatusCode.UNAVAILABLE, message)
+    assert error is not None
+    assert (error.status, error.code) == (503, "router_unreachable")
+    assert error.message.startswith("the endpoint cannot reach the router: ")
+    assert cause in error.message
+    assert "10.0.0.7" not in error.message
+
+
+def test_the_routers_own_unavailable_keeps_its_message() -> None:
+    # The router's status (no tier can serve) is not a connection failure.
+    assert unreachable(grpc.StatusCode.UNAVAILABLE, "no tier can serve") is None
+    assert unreachable(grpc.StatusCode.INTERNAL, "failed to connect to all addresses") is None
+    assert from_status(grpc.StatusCode.UNAVAILABLE, "no tier can serve").code == "unavailable"
