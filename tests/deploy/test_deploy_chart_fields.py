@@ -424,7 +424,7 @@ def test_router_config_changes_roll_the_router(
 
 
 def test_openai_endpoint_sidecar(tools: DeployTools, tmp_path: Path) -> None:
-    # Without prod's TLS: the endpoint dials its router in plaintext (the chart refuses both).
+    # Without prod's TLS: the endpoint dials its router in plaintext (TLS: the security tests).
     plaintext = {"peerAuth": {"mode": "none"}, "tls": {"enabled": False}}
     overrides = {"router": {"openai": {"enabled": True}}, "security": plaintext}
     result = render(tools, "prod", overrides=overrides)
@@ -438,6 +438,7 @@ def test_openai_endpoint_sidecar(tools: DeployTools, tmp_path: Path) -> None:
 
     args = parse_args(openai["args"])
     assert (args.router, args.host, args.port) == ("127.0.0.1:50051", "0.0.0.0", 8080)
+    assert "--router-ca-file" not in openai["args"]
     assert openai["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert openai["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert openai["securityContext"]["readOnlyRootFilesystem"] is True

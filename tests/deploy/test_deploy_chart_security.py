@@ -78,6 +78,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "tls": {"enabled": True, "issuerRef": {"name": "tierroute-ca"}},
         },
         "networkPolicy": {"healthProbeSources": [PROBE_SOURCE]},
+        # The OpenAI sidecar dials its router over TLS.
+        "router": {"openai": {"enabled": True}},
     },
     # Existing Secrets (the router's own, one for every tier naming neither tier Service),
     # the router's client certificate required, no `helm test` pod.
@@ -178,6 +180,31 @@ def test_cert_manager_certificates_name_the_services_the_router_dials(
         assert ("client auth" in router["usages"]) is mutual
     # Existing Secrets: no Certificate at all.
     assert secured["existing"].of_kind("Certificate") == []
+
+
+def test_openai_sidecar_dials_its_router_over_tls(secured: dict[str, Rendered]) -> None:
+    result = secured["issuer-secret"]
+    (sidecar,) = [
+        c for c in pod_spec(_deployment(result, "router"))["containers"] if c["name"] == "openai"
+    ]
+    args = sidecar["args"]
+    server_name = args[args.index("--router-server-name") + 1]
+    assert args[args.index("--router-ca-file") + 1] == "/etc/tierroute-tls/ca.crt"
+    assert server_name == f"{ROUTER}.{NAMESPACE}.svc"
+    # The name it checks is one the router's Certificate carries.
+    router = result.one("Certificate", f"{ROUTER}-tls")["spec"]
+    assert server_name in router["dnsNames"]
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    assert mounts["tls"] == {
+        "name": "tls",
+        "mountPath": "/etc/tierroute-tls",
+        "readOnly": True,
+    }
+    # The flags are ones the endpoint accepts.
+    from router_svc.openai.__main__ import parse_args
+
+    parsed = parse_args(args)
+    assert parsed.router == "127.0.0.1:50051"
 
 
 # --- settings of the services ------------------------------------------------------------------
@@ -379,10 +406,6 @@ TLS_BY_ISSUER = {"enabled": True, "issuerRef": {"name": "ca"}}
         (
             {"security": {"tls": {**TLS_BY_ISSUER, "healthPort": 9465}}},
             "healthPort 9465 is already a gRPC or metrics port",
-        ),
-        (
-            {"security": {"tls": TLS_BY_ISSUER}, "router": {"openai": {"enabled": True}}},
-            "dials its router in plaintext",
         ),
         (
             {"modelDefaults": {"settings": {"auth": {"mode": "none"}}}},

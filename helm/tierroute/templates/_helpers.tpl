@@ -153,8 +153,7 @@ Transport security resolved from .Values.security, as YAML (read back with fromY
   routerSecret, modelSecret  the TLS Secrets ("" for a tier: its own cert-manager Secret)
   routerCertificate  the router's Secret comes from a cert-manager Certificate
 Fails the render on what the schema cannot express: TLS with neither an issuer nor Secrets, a
-health port that collides with another port, the OpenAI sidecar (it dials its router in
-plaintext) beside a TLS router.
+health port that collides with another port.
 */}}
 {{- define "tierroute.security" -}}
 {{- $security := .Values.security -}}
@@ -172,9 +171,6 @@ plaintext) beside a TLS router.
 {{- $routerSecret = printf "%s-tls" (include "tierroute.routerName" .) -}}
 {{- end -}}
 {{- $taken := list (int .Values.router.ports.grpc) (int .Values.router.ports.metrics) -}}
-{{- if .Values.router.openai.enabled -}}
-{{- fail "router.openai.enabled: the OpenAI endpoint dials its router in plaintext, which a TLS router (security.tls.enabled) refuses" -}}
-{{- end -}}
 {{- range $tier := (include "tierroute.tiers" . | fromYaml).tiers -}}
 {{- $taken = append $taken (int $tier.port) -}}
 {{- $taken = append $taken (int $tier.metricsPort) -}}
