@@ -1,12 +1,13 @@
 """Soak: a steady request mix through the real router for minutes; errors, latency and memory.
 
-Starts, on loopback, two scripted model tiers (``bench/soak_model.py``: the real
-``ModelServer`` over a scripted engine, one process each; the small tier is unsure of "hard"
-prompts, so they escalate) and the real router (``python -m router_svc``: rules, no classifier,
-API keys on). Then it sends the mix of ``bench/soak_mix.py`` (short and long prompts, buffered,
-streaming and early-window modes, escalations, a pinned tier, invalid requests, wrong keys,
-forbidden options, calls cancelled mid-stream, tight deadlines) at a fixed rate with bounded
-concurrency, for ``--minutes`` or ``--max-requests``, whichever ends first.
+Starts, on loopback, two scripted model tiers (``python -m model_svc.scripted``: the real
+``ModelServer`` over a scripted engine, one process each, 64-word answers a word every 2 ms; the
+small tier is unsure of "hard" prompts, so they escalate; "slow" prompts get 50 ms tokens) and the
+real router (``python -m router_svc``: rules, no classifier, API keys on). Then it sends the mix of
+``bench/soak_mix.py`` (short and long prompts, buffered, streaming and early-window modes,
+escalations, a pinned tier, invalid requests, wrong keys, forbidden options, calls cancelled
+mid-stream, tight deadlines) at a fixed rate with bounded concurrency, for ``--minutes`` or
+``--max-requests``, whichever ends first.
 
 Reported: requests, outcomes by status code (and any outcome a kind does not expect), p50/p99
 latency, the RSS and open file descriptors of every process at boot, after the warm-up
@@ -41,6 +42,13 @@ from bench.soak_mix import KINDS, Tally, drive
 from tierroute.launch import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_ARGS = [
+    *("--answer", "The answer is forty-two, as always.", "--tokens", "64"),
+    *("--first-token-delay", "0.002", "--token-delay", "0.002"),
+    *("--slow", "slow", "--slow-token-delay", "0.05"),
+    # Long prompts must fit; the streams cap sits above the mix's concurrency.
+    *("--model-name", "soak-model", "--max-model-len", "32768", "--max-streams", "64"),
+]
 DEFAULT_JSON = ROOT / ".cache" / "bench" / "soak.json"
 MIB = 1024 * 1024
 
@@ -182,9 +190,9 @@ def services(
     try:
         tiers = {}
         for tier in ("small", "large"):
-            args = ["--tier", tier] + (["--unsure"] if tier == "small" else [])
+            args = ["--tier", tier, *MODEL_ARGS] + (["--unsure", "hard"] if tier == "small" else [])
             proc = ServiceProcess(
-                "bench.soak_model", args, cwd=ROOT, log_path=run_dir / f"model-{tier}.log"
+                "model_svc.scripted", args, cwd=ROOT, log_path=run_dir / f"model-{tier}.log"
             )
             started.append(proc)
             tiers[tier] = proc

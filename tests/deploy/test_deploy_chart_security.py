@@ -465,9 +465,9 @@ async def test_rendered_files_connect_the_router_to_a_real_tier(
     variant: str,
 ) -> None:
     from model_svc.config import ModelServiceSettings
+    from model_svc.engines.scripted import ScriptedEngine
     from model_svc.server import ModelServer
     from router_svc.config import RouterSettings
-    from tests.observability.scripted_model import ScriptedEngine
     from tierroute.transport import bearer_metadata, open_channel
     from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
@@ -488,7 +488,7 @@ async def test_rendered_files_connect_the_router_to_a_real_tier(
     loopback = {"host": "127.0.0.1", "port": 0, "health_port": 0, "metrics_port": None}
     settings = ModelServiceSettings.load(tier="small", server=loopback)
     assert settings.server.tls is not None
-    server = ModelServer(settings, ScriptedEngine(unsure_on_hard=False))
+    server = ModelServer(settings, ScriptedEngine())
     await server.bootstrap.start()
     try:
         await server.warm_up()

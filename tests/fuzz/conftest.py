@@ -1,7 +1,7 @@
 """The fuzz targets, once per session: the router and two model services, as real processes.
 
 Each model service is ``model_svc``'s own server (servicer, validation, interceptor, health)
-over the scripted engine of ``tests/observability/scripted_model.py``; the router is
+over the scripted engine (``python -m model_svc.scripted``); the router is
 ``python -m router_svc`` with its ONNX classifier on (the tokenizer and the model see the odd
 text too) and API keys required. Every case count is printed in the terminal summary and
 written to ``$TIERROUTE_CACHE_DIR/fuzz/counts.json``.
@@ -79,11 +79,11 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
     logs = tmp_path_factory.mktemp("fuzz")
     started: list[ServiceProcess] = []
     try:
-        for tier, extra in (("small", ["--unsure"]), ("large", [])):
+        for tier, extra in (("small", ["--unsure", "hard"]), ("large", [])):
             started.append(
                 ServiceProcess(
-                    "tests.observability.scripted_model",
-                    ["--tier", tier, *extra],
+                    "model_svc.scripted",
+                    ["--tier", tier, "--max-streams", "8", *extra],
                     cwd=ROOT,
                     log_path=logs / f"{tier}.log",
                 )

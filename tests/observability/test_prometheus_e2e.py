@@ -1,13 +1,13 @@
 """A real Prometheus scraping a real router and two model services, checked against callers.
 
-Three processes on loopback ports: the router (``python -m router_svc``, classifier off: rules,
-tier hints and the default tier decide) and, per tier, the real model service over a scripted
-engine (``scripted_model.py`` says why not vLLM). Prometheus scrapes all three every second with
-the shipped recording and alert rules loaded. The test sends two waves of requests and asserts
-that what Prometheus recorded equals what the callers were told (costs, baseline, tiers,
-decisions, escalations, tokens), that every recording and alert rule evaluates without error
-and has a value, that every dashboard query runs, and that one request id can be followed
-through the router's and both model services' JSON logs.
+Three processes on loopback ports: the router (``python -m router_svc``, classifier off: rules, tier
+hints and the default tier decide) and, per tier, the real model service over a scripted engine
+(``python -m model_svc.scripted``: vLLM would add a minute and nothing to what is checked).
+Prometheus scrapes all three every second with the shipped recording and alert rules loaded. The
+test sends two waves of requests and asserts that what Prometheus recorded equals what the callers
+were told (costs, baseline, tiers, decisions, escalations, tokens), that every recording and alert
+rule evaluates without error and has a value, that every dashboard query runs, and that one request
+id can be followed through the router's and both model services' JSON logs.
 """
 
 from __future__ import annotations
@@ -167,10 +167,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         for tier in PRICES:
             port, metrics_ports[tier] = free_port(), free_port()
             args = ["--tier", tier, "--port", str(port), "--metrics-port", str(metrics_ports[tier])]
+            args += ["--max-streams", "8"]
             if tier == "small":
-                args.append("--unsure")
+                args += ["--unsure", "hard"]  # hard prompts score low and escalate
             models[tier] = ServiceProcess(
-                "tests.observability.scripted_model", args, port, workdir / f"{tier}.log", ROOT
+                "model_svc.scripted", args, port, workdir / f"{tier}.log", ROOT
             )
         port, router_metrics = free_port(), free_port()
         config = _router_config(workdir / "router.yaml", models)

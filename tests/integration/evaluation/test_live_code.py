@@ -1,10 +1,10 @@
 """``tierroute eval live --task humaneval --limit 3`` end to end over a three-tier chain.
 
-Real processes: three model services (``model_svc``'s own server and confidence computation
-over the scripted code engine of ``scripted_code_tier.py``) and the real router; the command
-runs in-process against the router's address, reads the chain from ``ListTiers``, scores every
-answer in the real sandbox and writes JSON, Markdown and PNGs. The script fixes what each tier
-answers, so pass@1, the cascade's path and the caught errors follow from it.
+Real processes: three model services (``model_svc``'s own server and confidence computation over the
+scripted engine, answering as ``scripted_code_tier.py`` says) and the real router; the command runs
+in-process against the router's address, reads the chain from ``ListTiers``, scores every answer in
+the real sandbox and writes JSON, Markdown and PNGs. The script fixes what each tier answers, so
+pass@1, the cascade's path and the caught errors follow from it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.evaluation.scripted_code_tier import SCRIPT
+from tests.integration.evaluation.scripted_code_tier import SCRIPT, write_rules
 from tierroute.commands import eval as eval_command
 from tierroute.evaluation.live import read_records
 from tierroute.launch import ServiceProcess
@@ -39,9 +39,20 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         tiers = {}
         for tier in TIERS:
+            rules = write_rules(tier, workdir / f"{tier}-rules.json")
             tiers[tier] = ServiceProcess(
-                "tests.integration.evaluation.scripted_code_tier",
-                ["--tier", tier],
+                "model_svc.scripted",
+                [
+                    *("--tier", tier, "--rules", str(rules), "--max-model-len", "4096"),
+                    *(
+                        "--max-streams",
+                        "8",
+                        "--first-token-delay",
+                        "0.001",
+                        "--token-delay",
+                        "0.001",
+                    ),
+                ],
                 cwd=ROOT,
                 log_path=workdir / f"{tier}.log",
             )

@@ -1,7 +1,7 @@
 """Fixtures of the fault tests: scripted model services and routers as real processes.
 
 Every process is a real ``python -m`` child on loopback (:mod:`tierroute.launch`): model
-services run ``model_svc``'s server over the scripted engine of :mod:`.scripted_model`, routers
+services run ``python -m model_svc.scripted`` (the real server over a scripted engine), routers
 run ``python -m router_svc`` with the classifier and rules off (every request starts on the
 cheapest tier) and short resilience timings, so each scenario takes seconds. A test kills and
 restarts these processes; :class:`Launcher` stops whatever is left at the end.
@@ -14,6 +14,7 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tierroute.paths import default_cache_dir
 from tierroute.v1 import router_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[3]
-MODEL_MODULE = "tests.integration.faults.scripted_model"
+MODEL_MODULE = "model_svc.scripted"
 PRICES = {"small": (0.05, 0.10), "large": (0.50, 1.50)}
 START_SECONDS = 30
 # Short timings so that each scenario settles in about a second.
@@ -142,6 +143,15 @@ class RouterProcess(_Service):
         return scrape(self.metrics_port, f"tierroute_router_{sample}")
 
 
+@dataclass
+class Pair:
+    """A small tier, the large tier, and a router over both (see :meth:`Launcher.pair`)."""
+
+    small: ModelProcess
+    large: ModelProcess
+    router: RouterProcess
+
+
 class Launcher:
     """Starts model services and routers for a test module and stops them all at the end."""
 
@@ -164,7 +174,7 @@ class Launcher:
         die_after: int | None = None,
         max_streams: int = 32,
     ) -> ModelProcess:
-        """Start a scripted model service (see :mod:`.scripted_model` for the knobs);
+        """Start a scripted model service (knobs: :class:`model_svc.engines.scripted.Script`);
         :meth:`ready` waits for it."""
         args = [
             "--tokens",
@@ -175,6 +185,9 @@ class Launcher:
             str(first_token_delay),
             "--max-streams",
             str(max_streams),
+            # Engine health checks often, so a scenario sees a change within a fraction of a second.
+            "--health-interval",
+            "0.2",
         ]
         for word in unsure:
             args += ["--unsure", word]
@@ -210,6 +223,16 @@ class Launcher:
         router = RouterProcess(self.logs, name, _merge(config, overrides))
         self._pending.append(router)
         return router
+
+    def pair(self, name: str, **small: Any) -> Pair:
+        """``{name}-small`` (with the :meth:`model` knobs in ``small``), ``{name}-large`` and
+        ``router-{name}`` over both, all serving."""
+        small_tier = self.model(f"{name}-small", **small)
+        large_tier = self.model(f"{name}-large", "large")
+        tiers = {"small": [small_tier.address], "large": [large_tier.address]}
+        router = self.router(f"router-{name}", tiers)
+        self.ready()
+        return Pair(small_tier, large_tier, router)
 
     def ready(self) -> None:
         """Wait until the model services started since the last call are SERVING, then start

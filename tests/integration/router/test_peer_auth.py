@@ -1,7 +1,7 @@
 """Model services that accept only the router: shared secret or mutual TLS, over real gRPC.
 
 The model services are the real ``ModelServer`` (servicer, validation, interceptors, TLS) over
-the scripted engine of ``tests/observability/scripted_model.py`` (one token per word, no vLLM),
+the scripted engine of ``model_svc.engines.scripted`` (one token per word, no vLLM),
 served in-process on loopback with certificates made for the test. The router in front of
 them is the real one. The secret is made at test time and must never reach a log.
 """
@@ -22,9 +22,9 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from model_svc.config import ModelServiceSettings
+from model_svc.engines.scripted import ScriptedEngine
 from model_svc.server import ModelServer
 from router_svc.server import RouterApp, build_router
-from tests.observability.scripted_model import ScriptedEngine
 from tests.tls_files import TlsFiles, make_tls_files
 from tests.unit.router.routers import router_settings
 from tierroute.config import ClientTls, LoggingSettings
@@ -63,7 +63,7 @@ async def _model_server(tier: str, **settings: Any) -> ModelServer:
         logging={"level": "DEBUG"},
         **settings,
     )
-    server = ModelServer(config, ScriptedEngine(unsure_on_hard=False))
+    server = ModelServer(config, ScriptedEngine())
     await server.bootstrap.start()
     await server.warm_up()
     await server.bootstrap.set_serving(True)
