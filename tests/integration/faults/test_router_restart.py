@@ -12,8 +12,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -21,9 +19,8 @@ import pytest
 from tests.integration.faults.conftest import (
     ROUTER_GRACE_SECONDS,
     Launcher,
-    ModelProcess,
     Outcomes,
-    RouterProcess,
+    Pair,
     router_stub,
     serving,
 )
@@ -44,22 +41,9 @@ STREAMS = 3  # of each length
 DEADLINE = 15.0
 
 
-@dataclass
-class Stack:
-    """A slow small tier, the large tier, and the router being restarted."""
-
-    small: ModelProcess
-    large: ModelProcess
-    router: RouterProcess
-
-
 @pytest.fixture(scope="module")
-def stack(launcher: Launcher) -> Iterator[Stack]:
-    small = launcher.model("restart-small", tokens=LONG, token_delay=TOKEN_DELAY)
-    large = launcher.model("restart-large", "large")
-    router = launcher.router("router-restart", {"small": [small.address], "large": [large.address]})
-    launcher.ready()
-    yield Stack(small, large, router)
+def stack(launcher: Launcher) -> Pair:
+    return launcher.pair("restart", tokens=LONG, token_delay=TOKEN_DELAY)
 
 
 async def start_streams(
@@ -77,7 +61,7 @@ async def start_streams(
     return tasks, watch
 
 
-async def restarted_and_serving(stack: Stack) -> None:
+async def restarted_and_serving(stack: Pair) -> None:
     """A new router on the same port; the test's channel reconnects and is served."""
     await asyncio.to_thread(stack.router.process.stop)
     await asyncio.to_thread(stack.router.restart)
@@ -88,7 +72,7 @@ async def restarted_and_serving(stack: Stack) -> None:
 
 
 async def test_sigterm_drains_short_streams_and_ends_long_ones(
-    stack: Stack, outcomes: Outcomes
+    stack: Pair, outcomes: Outcomes
 ) -> None:
     aborted_before = stack.small.events().count("abort")
     async with router_stub(stack.router.address) as stub:
@@ -124,7 +108,7 @@ async def test_sigterm_drains_short_streams_and_ends_long_ones(
     )
 
 
-async def test_sigkill_ends_every_stream_with_unavailable(stack: Stack, outcomes: Outcomes) -> None:
+async def test_sigkill_ends_every_stream_with_unavailable(stack: Pair, outcomes: Outcomes) -> None:
     aborted_before = stack.small.events().count("abort")
     async with router_stub(stack.router.address) as stub:
         tasks, _ = await start_streams(stub, [LONG] * STREAMS)

@@ -7,17 +7,13 @@ to 0), whether the router was forwarding the tokens or holding them (BUFFERED).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import grpc
 import pytest
 
 from tests.integration.faults.conftest import (
     Launcher,
-    ModelProcess,
     Outcomes,
-    RouterProcess,
+    Pair,
     router_stub,
     serving,
 )
@@ -38,29 +34,16 @@ DEADLINE = 1.0
 LATENESS = 0.75
 
 
-@dataclass
-class SlowStack:
-    """A slow small tier, a fast large one, and the router."""
-
-    small: ModelProcess
-    large: ModelProcess
-    router: RouterProcess
-
-
 @pytest.fixture(scope="module")
-def slow(launcher: Launcher) -> Iterator[SlowStack]:
-    small = launcher.model("slow-small", tokens=TOKENS, token_delay=TOKEN_DELAY)
-    large = launcher.model("slow-large", "large")
-    router = launcher.router("router-slow", {"small": [small.address], "large": [large.address]})
-    launcher.ready()
-    yield SlowStack(small, large, router)
+def slow(launcher: Launcher) -> Pair:
+    return launcher.pair("slow", tokens=TOKENS, token_delay=TOKEN_DELAY)
 
 
 @pytest.mark.parametrize(
     "mode", [DISABLED, STREAMING, BUFFERED], ids=["disabled", "streaming", "buffered"]
 )
 async def test_deadline_is_honoured_and_the_engine_request_aborted(
-    slow: SlowStack, mode: int, outcomes: Outcomes
+    slow: Pair, mode: int, outcomes: Outcomes
 ) -> None:
     aborted_before = slow.small.events().count("abort")
     async with router_stub(slow.router.address) as stub:

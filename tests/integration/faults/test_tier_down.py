@@ -9,17 +9,14 @@ back into service once its process is restarted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
 
 from tests.integration.faults.conftest import (
     Launcher,
-    ModelProcess,
     Outcomes,
-    RouterProcess,
+    Pair,
     router_stub,
     serving,
 )
@@ -33,22 +30,9 @@ HARD = "A hard question: what is the answer?"
 EASY = "What is the answer?"
 
 
-@dataclass
-class Pair:
-    """The small tier (unsure about "hard" prompts), the large tier, the router."""
-
-    small: ModelProcess
-    large: ModelProcess
-    router: RouterProcess
-
-
 @pytest.fixture(scope="module")
-def pair(launcher: Launcher) -> Iterator[Pair]:
-    small = launcher.model("down-small", unsure=["hard"])
-    large = launcher.model("down-large", "large")
-    router = launcher.router("router-down", {"small": [small.address], "large": [large.address]})
-    launcher.ready()
-    yield Pair(small, large, router)
+def pair(launcher: Launcher) -> Pair:
+    return launcher.pair("down", unsure=["hard"])
 
 
 async def healthy_again(pair: Pair, tier: str) -> None:
