@@ -27,7 +27,7 @@ from tierroute.paths import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 JUDGES = pytest.StashKey[dict[str, Judge]]()
-STARTED = pytest.StashKey[float]()
+SECONDS = pytest.StashKey[float]()
 
 
 @dataclass
@@ -110,13 +110,14 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
             process.stop()
 
 
-@pytest.fixture(scope="session")
-def judges(request: pytest.FixtureRequest) -> dict[str, Judge]:
-    """Each RPC's judge, kept for the terminal summary."""
+@pytest.fixture(scope="module")
+def judges(request: pytest.FixtureRequest) -> Iterator[dict[str, Judge]]:
+    """Each RPC's judge, kept for the terminal summary with the fuzz tests' own run time."""
     found: dict[str, Judge] = {}
     request.config.stash[JUDGES] = found
-    request.config.stash[STARTED] = time.monotonic()
-    return found
+    started = time.monotonic()
+    yield found
+    request.config.stash[SECONDS] = time.monotonic() - started
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter, config: pytest.Config) -> None:
@@ -124,7 +125,7 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter, config: pytest.C
     found = config.stash.get(JUDGES, None)
     if not found:
         return
-    seconds = time.monotonic() - config.stash[STARTED]
+    seconds = config.stash.get(SECONDS, 0.0)
     total = sum(sum(j.counts.values()) for j in found.values())
     terminalreporter.section("fuzz cases")
     for rpc, judge in found.items():
