@@ -3,7 +3,8 @@
 Generate: authenticate, check the tenant's spend budget, validate, admit, decide (policy), run
 the cascade over the tier clients, convert its events to the stream, record the request in the
 cost ledger and charge its cost to the tenant. Errors are raised as domain errors; the server's
-interceptor maps them to gRPC statuses (an exhausted budget adds a ``QuotaFailure`` here).
+interceptor maps them to gRPC statuses (an exhausted budget adds a ``QuotaFailure``); the
+messages themselves are built in :mod:`router_svc.responses`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from typing import Any
 
 import grpc
 import structlog
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from router_svc import requests
+from router_svc import requests, responses
 from router_svc.auth import Tenant, TenantGate
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
@@ -37,16 +36,11 @@ from tierroute.errors import (
     OverloadedError,
     TierrouteError,
 )
-from tierroute.status import REQUEST_ID_KEY, to_rpc_status
+from tierroute.status import REQUEST_ID_KEY
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
 TENANT_KEY = "x-tenant"
 AUTHORIZATION_KEY = "authorization"
-_CAUSES = {
-    "low_confidence": router_service_pb2.ESCALATION_CAUSE_LOW_CONFIDENCE,
-    "early_window": router_service_pb2.ESCALATION_CAUSE_EARLY_WINDOW,
-    "tier_error": router_service_pb2.ESCALATION_CAUSE_TIER_ERROR,
-}
 Context = grpc.aio.ServicerContext[Any, Any]
 Response = router_service_pb2.RouterServiceGenerateResponse
 
@@ -56,18 +50,6 @@ def _metadata(context: Context, key: str) -> str:
         if name == key and isinstance(value, str):
             return value[:128]
     return ""
-
-
-def _decision_pb(decision: RoutingDecision) -> router_service_pb2.Decision:
-    message = router_service_pb2.Decision(
-        tier=decision.tier,
-        reason=decision.reason,
-        threshold=decision.threshold,
-        decision_latency_ms=decision.latency_seconds * 1000,
-    )
-    if decision.classifier_score is not None:
-        message.classifier_score = decision.classifier_score
-    return message
 
 
 class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
@@ -104,7 +86,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         requests.validate_prompt(request.prompt, request.HasField("prompt"), self._settings.limits)
         requests.validate_options(request.options)
         decision = await self._decide(request.prompt, request.options)
-        return router_service_pb2.RouteResponse(decision=_decision_pb(decision))
+        return router_service_pb2.RouteResponse(decision=responses.decision_pb(decision))
 
     async def ListTiers(
         self, request: router_service_pb2.ListTiersRequest, context: Context
@@ -187,7 +169,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 # Refused before anything was sent: the caller still learns the request id.
                 await self._send_metadata(run, context)
             if isinstance(exc, BudgetExhaustedError):
-                await context.abort_with_status(_quota_status(exc))
+                await context.abort_with_status(responses.quota_status(exc))
             raise
         except (asyncio.CancelledError, GeneratorExit):
             # grpc cancels the handler both when the caller hangs up and when its deadline
@@ -257,7 +239,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 await self._send_metadata(run, context)
                 yield Response(
                     routed=router_service_pb2.Routed(
-                        decision=_decision_pb(run.decision), request_id=run.request_id
+                        decision=responses.decision_pb(run.decision), request_id=run.request_id
                     )
                 )
                 event = await pending
@@ -272,7 +254,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     elif isinstance(event, Escalation):
                         run.escalations.append((event.from_tier, event.to_tier, event.cause.value))
                         m.record_escalation(event.from_tier, event.to_tier, event.cause)
-                        yield Response(escalated=self._escalated_pb(event))
+                        yield Response(escalated=responses.escalated_pb(event))
                     else:
                         yield Response(finished=self._finish(run, event))
                         if shadow_text is not None and not (event.escalated or event.degraded):
@@ -353,17 +335,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 f"{request.options.max_cost_usd:.6f} USD"
             )
 
-    @staticmethod
-    def _escalated_pb(event: Escalation) -> router_service_pb2.Escalated:
-        return router_service_pb2.Escalated(
-            from_tier=event.from_tier,
-            to_tier=event.to_tier,
-            cause=_CAUSES[event.cause.value],
-            confidence_score=event.confidence_score,
-            reason=event.reason,
-            discarded_tokens=event.discarded_tokens,
-        )
-
     def _charge(self, run: _Run, cost_usd: float) -> None:
         """Count a request's real cost against its tenant's daily budget."""
         if run.account is not None and self._gate is not None:
@@ -388,33 +359,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             )
         )
         self._charge(run, costs.cost_usd)
-        finished = router_service_pb2.RouterFinished(
-            served_tier=outcome.served_tier,
-            finish_reason=outcome.result.finish_reason,  # type: ignore[arg-type]
-            tier_usage=[
-                router_service_pb2.TierUsage(
-                    tier=u.tier,
-                    usage=common_pb2.Usage(
-                        prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens
-                    ),
-                    cost_usd=cost,
-                    discarded=u.discarded,
-                )
-                for u, cost in zip(outcome.usages, costs.per_tier, strict=True)
-            ],
-            cost_usd=costs.cost_usd,
-            baseline_cost_usd=costs.baseline_cost_usd,
-            savings_usd=costs.savings_usd,
-            escalated=outcome.escalated,
-            degraded=outcome.degraded,
-            degraded_reason=outcome.degraded_reason,
-            ttft_ms=(run.ttft or total) * 1000,
-            total_ms=total * 1000,
-        )
-        if isinstance(outcome.result.detail, common_pb2.Confidence):
-            finished.confidence.CopyFrom(outcome.result.detail)
-        else:
-            finished.confidence.score = outcome.result.confidence
+        finished = responses.finished_pb(outcome, costs, run.ttft, total)
         run.recorded = True
         return finished
 
@@ -439,22 +384,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         # Tokens of a failed or cancelled request were generated, and are paid for.
         self._charge(run, costs.cost_usd)
-
-
-def _quota_status(error: BudgetExhaustedError) -> grpc.Status:
-    """RESOURCE_EXHAUSTED with RetryInfo (time to the reset) and a QuotaFailure naming it."""
-    status = to_rpc_status(error)
-    status.details.add().Pack(
-        error_details_pb2.QuotaFailure(
-            violations=[
-                error_details_pb2.QuotaFailure.Violation(
-                    subject=f"tenant:{error.tenant}", description=error.message
-                )
-            ]
-        )
-    )
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
 
 
 class _Run:
