@@ -85,6 +85,22 @@ CODE3_FALLBACK_THRESHOLD = 0.85
 """Escalation threshold of the ``code3`` preset (see :func:`preset_router_overrides`)."""
 
 
+def merge_sections(
+    base: Mapping[str, object], overrides: Mapping[str, object]
+) -> dict[str, object]:
+    """``overrides`` over ``base``, section by section: an override of one field of a section
+    (a mapping) keeps the section's other fields; anything else replaces the value. A new dict;
+    neither input changes."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        section = merged.get(key)
+        if isinstance(section, Mapping) and isinstance(value, Mapping):
+            merged[key] = {**section, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def preset_models(name: str) -> tuple[str, ...]:
     """Catalog keys of the models the preset ``name`` serves (what ``models prepare`` needs)."""
     return tuple(tier.model or tier.name for tier in PRESETS[name])
@@ -188,14 +204,7 @@ class LocalPlatform:
             # has its own cores and keeps the 8 ms default budget.
             "policy": {"classifier_timeout_ms": LOCAL_CLASSIFIER_BUDGET_MS},
         }
-        for key, value in self._options.router_overrides.items():
-            section = config.get(key)
-            # Sections merge key by key, so an override of one policy field keeps the others.
-            if isinstance(section, dict) and isinstance(value, dict):
-                config[key] = {**section, **value}
-            else:
-                config[key] = value
-        return config
+        return merge_sections(config, self._options.router_overrides)
 
     def _start_http(self, log: Callable[[str], None]) -> None:
         port = self._options.http_port or free_port()

@@ -139,16 +139,10 @@ def _tick(bar: Any, record: LiveRecord) -> None:
 
 def platform_router_config(overrides: Mapping[str, object]) -> dict[str, object]:
     """``PLATFORM_ROUTER_DEFAULTS`` with ``overrides`` merged over them (section by section)."""
-    merged: dict[str, object] = {
-        key: dict(value) for key, value in PLATFORM_ROUTER_DEFAULTS.items()
-    }
-    for key, value in overrides.items():
-        section = merged.get(key)
-        if isinstance(section, dict) and isinstance(value, Mapping):
-            section.update(value)
-        else:
-            merged[key] = value
-    return merged
+    from tierroute.platform import merge_sections
+
+    defaults = {key: dict(value) for key, value in PLATFORM_ROUTER_DEFAULTS.items()}
+    return merge_sections(defaults, overrides)
 
 
 async def list_tiers(address: str, timeout: float = 10.0) -> list[str]:
