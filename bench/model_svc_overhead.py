@@ -30,8 +30,8 @@ import aiohttp
 import grpc
 
 from tierroute.launch import ServiceProcess, free_port, launch_module
-from tierroute.modelprep import CATALOG, default_cache_dir, model_path
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
+from tierroute_tools.modelprep import CATALOG, default_cache_dir, model_path
 
 PROMPTS = (
     "The history of the printing press begins",

@@ -6,7 +6,7 @@ same token schedule (first token after ``--first-token-ms``, then one token ever
 
 * ours: the real router (``python -m router_svc``, classifier off, STREAMING mode so tokens
   flow at once) over scripted ``ModelService`` tiers, called directly over gRPC and through
-  ``python -m router_svc.openai``: the difference is the endpoint's added cost;
+  ``python -m openai_gateway``: the difference is the endpoint's added cost;
 * LiteLLM: a scripted OpenAI-compatible backend called directly and through ``litellm``'s proxy.
 
 Both HTTP paths are driven by the same raw ``httpx`` streaming client. Reported: time to first
@@ -341,7 +341,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         endpoint = procs.start(
             "endpoint",
-            [sys.executable, "-m", "router_svc.openai", "--router", f"127.0.0.1:{router_port}",
+            [sys.executable, "-m", "openai_gateway", "--router", f"127.0.0.1:{router_port}",
              "--port", str(http_port)],
             quiet,
         )  # fmt: skip

@@ -29,15 +29,14 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from router_svc.classifier import (
+from router_svc.classifier import ClassifierSettings, OnnxClassifier
+from router_svc.rules import RuleSet, RulesSettings
+from tierroute.classifier_artifact import (
     FP32_MODEL_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
-    ClassifierSettings,
-    OnnxClassifier,
     default_artifact_dir,
 )
-from router_svc.rules import RuleSet, RulesSettings
 from tierroute.outcomes import load_routellm
 
 LENGTHS = (8, 32, 128, 512, 2048, 8192)

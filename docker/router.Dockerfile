@@ -18,6 +18,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tierroute ./tierroute
 COPY router_svc ./router_svc
+# The OpenAI-compatible sidecar (python -m openai_gateway) runs from the same image.
+COPY openai_gateway ./openai_gateway
 # Only the router's extra: onnxruntime, tokenizers, numpy; no torch, no vLLM. DL3013 wants
 # `name==version`: this installs the project from its own source, whose dependencies carry
 # their pins in pyproject.toml.

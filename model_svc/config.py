@@ -15,10 +15,10 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from model_svc.confidence import ConfidenceParams
+from tierroute.catalog import CATALOG
 from tierroute.config import LoggingSettings, Section, ServerSettings, Settings, SharedSecret
 from tierroute.errors import FailedPreconditionError
-from tierroute.modelprep.catalog import CATALOG
-from tierroute.modelprep.paths import default_cache_dir, models_dir
+from tierroute.paths import default_cache_dir, models_dir
 
 SEED_PRICES: Mapping[str, tuple[float, float]] = MappingProxyType(
     {"small": (0.05, 0.10), "large": (0.50, 1.50), "xl": (1.00, 3.00)}

@@ -1,4 +1,5 @@
-"""The cache directory: ``$TIERROUTE_CACHE_DIR``, shared by the offline tools and the services.
+"""The cache directory (``$TIERROUTE_CACHE_DIR``) and the prepared models' folder inside it,
+shared by the offline tools and the services.
 
 Import-light on purpose (the router's classifier reads it at serving time), and the one place
 that looks up the variable.
@@ -23,3 +24,8 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
         return root / ".cache" / "tierroute"
     # An installed (non-editable) package has no repository around it.
     return Path.home() / ".cache" / "tierroute"
+
+
+def models_dir(cache_dir: Path) -> Path:
+    """Folder holding one sub-folder per prepared model (``<cache>/models``)."""
+    return cache_dir / "models"

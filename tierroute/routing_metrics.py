@@ -189,6 +189,14 @@ def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     return float(u / (positives * negatives))
 
 
+def safe_auroc(scores: ArrayLike, labels: ArrayLike) -> float | None:
+    """AUROC, or ``None`` when the labels are all one class (nothing to separate)."""
+    y = np.asarray(labels, dtype=bool).reshape(-1)
+    if y.size == 0 or y.all() or not y.any():
+        return None
+    return auroc(np.asarray(scores, dtype=np.float64), y)
+
+
 def operating_point(
     scores: ArrayLike,
     weak: ArrayLike,

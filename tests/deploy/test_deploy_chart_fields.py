@@ -432,9 +432,9 @@ def test_openai_endpoint_sidecar(tools: DeployTools, tmp_path: Path) -> None:
     spec = pod_spec(deployment)
     router, openai = spec["containers"]
     assert (router["name"], openai["name"]) == ("router", "openai")
-    assert openai["command"] == ["python", "-m", "router_svc.openai"]
+    assert openai["command"] == ["python", "-m", "openai_gateway"]
     # It calls its own router over loopback; the argument list is one the endpoint accepts.
-    from router_svc.openai.__main__ import parse_args
+    from openai_gateway.__main__ import parse_args
 
     args = parse_args(openai["args"])
     assert (args.router, args.host, args.port) == ("127.0.0.1:50051", "0.0.0.0", 8080)

@@ -201,7 +201,7 @@ def test_openai_sidecar_dials_its_router_over_tls(secured: dict[str, Rendered]) 
         "readOnly": True,
     }
     # The flags are ones the endpoint accepts.
-    from router_svc.openai.__main__ import parse_args
+    from openai_gateway.__main__ import parse_args
 
     parsed = parse_args(args)
     assert parsed.router == "127.0.0.1:50051"

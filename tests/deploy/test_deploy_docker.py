@@ -91,6 +91,11 @@ def test_router_image_matches_the_chart() -> None:
     assert instruction(stage, "EXPOSE") == [f"{ports['grpc']} {ports['metrics']}"]
     copies = " ".join(instruction(stage, "COPY"))
     assert "${CLASSIFIER_DIR}/ /opt/tierroute/classifier/" in copies
+    # Every package the router pod's containers run (router and OpenAI sidecar) is installed.
+    all_lines = DOCKERFILES["router"].read_text().splitlines()
+    build_copies = instruction([line.strip() for line in all_lines], "COPY")
+    for package in ("tierroute", "router_svc", "openai_gateway"):
+        assert f"{package} ./{package}" in build_copies, package
     classifier = values["router"]["config"]["classifier"]
     assert Path(classifier["model_path"]).parent == Path("/opt/tierroute/classifier")
     assert Path(classifier["tokenizer_path"]).parent == Path("/opt/tierroute/classifier")

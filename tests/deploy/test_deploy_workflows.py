@@ -102,7 +102,7 @@ def test_actions_are_pinned_to_a_major_version(name: str) -> None:
 def test_release_stages_the_files_the_router_loads() -> None:
     # The classifier job copies exactly the artefact files router_svc reads, and the chart
     # points the router at them inside the image.
-    from router_svc.classifier import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
+    from tierroute.classifier_artifact import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
 
     staged = run_text(load("release.yml")["jobs"]["classifier"])
     for name in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE):

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tierroute.evaluation.live_run import platform_router_config
-from tierroute.modelprep import CATALOG, default_cache_dir, is_prepared
-from tierroute.platform import LocalPlatform, PlatformOptions
+from tierroute_tools.evaluation.live_run import platform_router_config
+from tierroute_tools.modelprep import CATALOG, default_cache_dir, is_prepared
+from tierroute_tools.platform import LocalPlatform, PlatformOptions
 
 # Covers the platform's start inside the first test that uses it (pytest-timeout counts setup).
 PLATFORM_TEST_TIMEOUT_SECONDS = 900

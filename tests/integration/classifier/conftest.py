@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierroute.classifier_training.pipeline import ArtifactPaths, build
+from tierroute_tools.classifier_training.pipeline import ArtifactPaths, build
 
 
 @pytest.fixture(scope="session")

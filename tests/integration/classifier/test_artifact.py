@@ -13,17 +13,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from router_svc.classifier import ATTENTION_MASK, INPUT_IDS, PromptEncoder, Truncation
 from tierroute import routing_metrics
-from tierroute.classifier_training.artifacts import read_json
-from tierroute.classifier_training.calibrate import Target
-from tierroute.classifier_training.dataset import build_dataset
-from tierroute.classifier_training.export import export_encoder, quantize_int8
-from tierroute.classifier_training.features import cached_embed, file_sha256
-from tierroute.classifier_training.graph import Head, numpy_head
-from tierroute.classifier_training.pipeline import ArtifactPaths, run_calibrate
-from tierroute.classifier_training.train import fit_head
+from tierroute.classifier_artifact import ATTENTION_MASK, INPUT_IDS, PromptEncoder, Truncation
 from tierroute.outcomes import load_routellm
+from tierroute_tools.classifier_training.artifacts import read_json
+from tierroute_tools.classifier_training.calibrate import Target
+from tierroute_tools.classifier_training.dataset import build_dataset
+from tierroute_tools.classifier_training.export import export_encoder, quantize_int8
+from tierroute_tools.classifier_training.features import cached_embed, file_sha256
+from tierroute_tools.classifier_training.graph import Head, numpy_head
+from tierroute_tools.classifier_training.pipeline import ArtifactPaths, run_calibrate
+from tierroute_tools.classifier_training.train import fit_head
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -93,7 +93,7 @@ def test_fp32_graph_matches_the_torch_model(
     import torch
     from transformers import AutoModel
 
-    from tierroute.classifier_training.export import minilm_dir
+    from tierroute_tools.classifier_training.export import minilm_dir
 
     model = AutoModel.from_pretrained(str(minilm_dir()), attn_implementation="eager").eval()
     ids, mask = encoder.encode(SENTENCES)  # a padded batch: the mask must be honoured

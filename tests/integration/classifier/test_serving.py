@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from router_svc.classifier import ClassifierSettings, OnnxClassifier
-from tierroute.classifier_training.artifacts import read_json
-from tierroute.classifier_training.features import embed
-from tierroute.classifier_training.graph import Head, numpy_head
-from tierroute.classifier_training.pipeline import ArtifactPaths
-from tierroute.commands import classifier as command
+from tierroute_tools.classifier_training.artifacts import read_json
+from tierroute_tools.classifier_training.features import embed
+from tierroute_tools.classifier_training.graph import Head, numpy_head
+from tierroute_tools.classifier_training.pipeline import ArtifactPaths
+from tierroute_tools.commands import classifier as command
 
 PROMPTS = [
     "Hello!",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.tls_files import make_tls_files
-from tierroute.commands.ask import _ask, client_tls
+from tierroute_tools.commands.ask import _ask, client_tls
 
 from .test_client import ScriptedRouter, router_server  # noqa: F401 - the fixture
 

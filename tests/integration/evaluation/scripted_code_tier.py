@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tierroute.evaluation.code_tasks import load_tasks
+from tierroute_tools.evaluation.code_tasks import load_tasks
 
 SURE = -0.02
 UNSURE = -2.5

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from tests.integration.evaluation.scripted_code_tier import SCRIPT, write_rules
-from tierroute.commands import eval as eval_command
-from tierroute.evaluation.live import read_records
 from tierroute.launch import ServiceProcess
+from tierroute_tools.commands import eval as eval_command
+from tierroute_tools.evaluation.live import read_records
 
 ROOT = Path(__file__).resolve().parents[3]
 TIERS = ("tiny", "small", "large")

@@ -14,11 +14,11 @@ import pytest
 
 from model_svc.confidence import ConfidenceParams
 from tests.integration.conftest import PLATFORM_TEST_TIMEOUT_SECONDS
-from tierroute.evaluation.fit_confidence import confidence_scores
-from tierroute.evaluation.live import Sampling, default_arms, read_records
-from tierroute.evaluation.live_run import run_live
-from tierroute.evaluation.tasks import arithmetic_items
-from tierroute.platform import LocalPlatform
+from tierroute_tools.evaluation.fit_confidence import confidence_scores
+from tierroute_tools.evaluation.live import Sampling, default_arms, read_records
+from tierroute_tools.evaluation.live_run import run_live
+from tierroute_tools.evaluation.tasks import arithmetic_items
+from tierroute_tools.platform import LocalPlatform
 
 pytestmark = [
     pytest.mark.engine,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from router_svc.classifier import CARD_FILE, MODEL_FILE, default_artifact_dir
-from tierroute.commands import eval as eval_command
+from tierroute.classifier_artifact import CARD_FILE, MODEL_FILE, default_artifact_dir
 from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, read_outcomes, write_outcomes
+from tierroute_tools.commands import eval as eval_command
 
 pytestmark = pytest.mark.slow
 

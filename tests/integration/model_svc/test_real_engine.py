@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_svc.servicer import CONFIDENCE_TRAILER
 from tierroute.launch import LaunchError, ServiceProcess, launch_module
-from tierroute.modelprep import CATALOG, default_cache_dir, is_prepared
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
+from tierroute_tools.modelprep import CATALOG, default_cache_dir, is_prepared
 
 pytestmark = pytest.mark.engine
 

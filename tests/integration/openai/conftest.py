@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from router_svc.openai import OpenAISettings
-from router_svc.openai.config import UpstreamSettings
+from openai_gateway import OpenAISettings
+from openai_gateway.config import UpstreamSettings
 from tests.integration.openai.scripted_router import Endpoint, ScriptedRouter, start_router
 
 

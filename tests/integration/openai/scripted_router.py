@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from router_svc.openai import OpenAISettings, create_app
+from openai_gateway import OpenAISettings, create_app
 from tierroute.config import ServerSettings
 from tierroute.errors import (
     DeadlineExceededError,
@@ -182,7 +182,7 @@ class Endpoint:
 
     def __init__(self, settings: OpenAISettings) -> None:
         self.registry = CollectorRegistry()
-        # IPPROTO_TCP so asyncio sets TCP_NODELAY (see router_svc.openai.__main__).
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY (see openai_gateway.__main__).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.port = int(self._sock.getsockname()[1])

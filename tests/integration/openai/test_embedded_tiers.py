@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.integration.conftest import PLATFORM_TEST_TIMEOUT_SECONDS
-from tierroute.platform import LocalPlatform
+from tierroute_tools.platform import LocalPlatform
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 QUESTION = "What is the capital of France?"

@@ -1,4 +1,4 @@
-"""``python -m router_svc.openai`` as its own process: port 0, readiness, a request, SIGTERM."""
+"""``python -m openai_gateway`` as its own process: port 0, readiness, a request, SIGTERM."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ async def test_module_serves_and_stops_on_sigterm(scripted: tuple[ScriptedRouter
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "router_svc.openai",
+        "openai_gateway",
         "--router",
         f"127.0.0.1:{router_port}",
         "--port",

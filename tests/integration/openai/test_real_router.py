@@ -15,9 +15,9 @@ from typing import Any
 import openai
 import pytest
 
+from openai_gateway import OpenAISettings
+from openai_gateway.config import UpstreamSettings
 from router_svc.config import RouterSettings
-from router_svc.openai import OpenAISettings
-from router_svc.openai.config import UpstreamSettings
 from router_svc.server import RouterApp, build_router
 from tests.integration.openai.scripted_router import Endpoint
 from tests.integration.openai.scripted_tiers import ScriptedTier, start_tier

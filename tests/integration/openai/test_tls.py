@@ -22,8 +22,8 @@ import openai
 import pytest
 from prometheus_client import CollectorRegistry
 
-from router_svc.openai import OpenAISettings
-from router_svc.openai.config import UpstreamSettings
+from openai_gateway import OpenAISettings
+from openai_gateway.config import UpstreamSettings
 from tests.integration.openai.scripted_router import Endpoint, ScriptedRouter
 from tests.tls_files import TlsFiles, make_tls_files
 from tierroute.config import ClientTls, ServerSettings, ServerTls
@@ -206,7 +206,7 @@ async def test_process_flags_open_a_tls_channel(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "router_svc.openai",
+        "openai_gateway",
         *args,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "TIERROUTE_LOGGING__LEVEL": "INFO"},
@@ -248,7 +248,7 @@ async def test_process_refuses_unusable_tls_files(tmp_path: Path, tls_files: Tls
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "router_svc.openai",
+            "openai_gateway",
             "--port",
             "0",
             *flags,

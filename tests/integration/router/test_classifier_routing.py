@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from router_svc.classifier import CARD_FILE, ClassifierSettings
+from router_svc.classifier import ClassifierSettings
 from router_svc.server import RouterApp, build_router
 from tests.unit.router.fake_model import FakeServer, start_fake
 from tests.unit.router.routers import router_settings
+from tierroute.classifier_artifact import CARD_FILE
 from tierroute.v1 import common_pb2, router_service_pb2_grpc
 from tierroute.v1 import router_service_pb2 as rpb
 

@@ -7,13 +7,13 @@ from collections import defaultdict
 
 import pytest
 
-from tierroute.classifier_training.dataset import (
+from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, Outcome, load_routellm, prompt_key
+from tierroute_tools.classifier_training.dataset import (
     Dataset,
     assign_split,
     build_dataset,
     outcomes_sha256,
 )
-from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, Outcome, load_routellm, prompt_key
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from router_svc.classifier import EMBEDDING_OUTPUT, PROBABILITY_OUTPUT
-from tierroute.classifier_training.graph import Head, append_head, numpy_head
+from tierroute.classifier_artifact import EMBEDDING_OUTPUT, PROBABILITY_OUTPUT
+from tierroute_tools.classifier_training.graph import Head, append_head, numpy_head
 
 DIM = 8
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from router_svc.classifier import PromptEncoder, Truncation
+from tierroute.classifier_artifact import PromptEncoder, Truncation
 from tierroute.outcomes import load_routellm
 
 CLS, SEP = 101, 102

@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from router_svc.classifier import (
+from router_svc.classifier import ClassifierSettings, OnnxClassifier
+from tierroute.classifier_artifact import (
     CARD_FILE,
     ClassifierCard,
-    ClassifierSettings,
     FloatArray,
-    OnnxClassifier,
     PromptEncoder,
     Truncation,
     default_artifact_dir,

@@ -7,15 +7,15 @@ import numpy.typing as npt
 import pytest
 
 from tierroute import routing_metrics
-from tierroute.classifier_training.calibrate import (
+from tierroute_tools.classifier_training.calibrate import (
     Scored,
     Target,
     calibration,
     choose_threshold,
     threshold_table,
 )
-from tierroute.classifier_training.graph import numpy_head
-from tierroute.classifier_training.train import fit_head, select_head
+from tierroute_tools.classifier_training.graph import numpy_head
+from tierroute_tools.classifier_training.train import fit_head, select_head
 
 
 def synthetic(

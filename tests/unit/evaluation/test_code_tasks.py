@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tierroute.errors import InvalidArgumentError
-from tierroute.evaluation.code_tasks import (
+from tierroute_tools.evaluation.code_tasks import (
     CHAT_INSTRUCTION,
     STOP_SEQUENCES,
     TASK_SETS,
@@ -18,7 +18,7 @@ from tierroute.evaluation.code_tasks import (
     program,
     score,
 )
-from tierroute.evaluation.sandbox import Limits, SandboxResult
+from tierroute_tools.evaluation.sandbox import Limits, SandboxResult
 
 LIMITS = Limits(timeout_seconds=10.0)
 

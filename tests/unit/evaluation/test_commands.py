@@ -12,10 +12,10 @@ import yaml
 
 from model_svc.config import ConfidenceSettings
 from tests.unit.evaluation.test_fit_confidence import _records
-from tierroute.commands import eval as eval_command
-from tierroute.evaluation.live import read_items, write_records
-from tierroute.evaluation.live_run import child_environment, read_yaml_mapping
 from tierroute.outcomes import Outcome, write_outcomes
+from tierroute_tools.commands import eval as eval_command
+from tierroute_tools.evaluation.live import read_items, write_records
+from tierroute_tools.evaluation.live_run import child_environment, read_yaml_mapping
 
 
 def _run(argv: list[str]) -> int:

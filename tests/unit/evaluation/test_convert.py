@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.evaluation.convert import card_split, convert_routellm
 from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, default_routellm_dir, read_outcomes
+from tierroute_tools.evaluation.convert import card_split, convert_routellm
 
 ROUTELLM = default_routellm_dir()
 

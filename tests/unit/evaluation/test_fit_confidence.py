@@ -11,8 +11,8 @@ import yaml
 from model_svc.confidence import ConfidenceParams, confidence_of
 from model_svc.config import ConfidenceSettings
 from router_svc.config import PolicySettings
-from tierroute.evaluation.fit_confidence import confidence_scores, fit, split_ids
-from tierroute.evaluation.live import LiveRecord
+from tierroute_tools.evaluation.fit_confidence import confidence_scores, fit, split_ids
+from tierroute_tools.evaluation.live import LiveRecord
 
 
 def _stats(logprobs: list[float], params: ConfidenceParams) -> dict[str, np.ndarray]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.evaluation.fakes import Answer, ScriptedRouter
-from tierroute.evaluation.chain import Chain, cascade_point
-from tierroute.evaluation.live import (
+from tierroute_tools.evaluation.chain import Chain, cascade_point
+from tierroute_tools.evaluation.live import (
     LiveItem,
     Sampling,
     default_arms,
@@ -17,8 +17,8 @@ from tierroute.evaluation.live import (
     run_arm,
     write_records,
 )
-from tierroute.evaluation.live_report import summarise
-from tierroute.evaluation.live_run import (
+from tierroute_tools.evaluation.live_report import summarise
+from tierroute_tools.evaluation.live_run import (
     live_markdown,
     model_service_env,
     platform_router_config,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from tests.unit.evaluation.fakes import Answer, ScriptedRouter
-from tierroute.evaluation import chain as chains
-from tierroute.evaluation.fit_confidence import fit
-from tierroute.evaluation.live import LiveItem, LiveRecord, chain_arms, run_arm
-from tierroute.evaluation.live_report import summarise
-from tierroute.evaluation.live_run import resolve_chain, write_live_outputs
-from tierroute.evaluation.tables import live_markdown
+from tierroute_tools.evaluation import chain as chains
+from tierroute_tools.evaluation.fit_confidence import fit
+from tierroute_tools.evaluation.live import LiveItem, LiveRecord, chain_arms, run_arm
+from tierroute_tools.evaluation.live_report import summarise
+from tierroute_tools.evaluation.live_run import resolve_chain, write_live_outputs
+from tierroute_tools.evaluation.tables import live_markdown
 
 TIERS = ("tiny", "small", "large")
 SURE = [-0.01, -0.02]
@@ -229,7 +229,7 @@ def test_live_command_refuses_bad_arguments_before_starting_anything(
 ) -> None:
     import argparse
 
-    from tierroute.commands import eval as eval_command
+    from tierroute_tools.commands import eval as eval_command
 
     parser = argparse.ArgumentParser(prog="tierroute")
     eval_command.register(parser.add_subparsers(dest="command", required=True))

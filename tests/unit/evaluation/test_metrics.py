@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierroute import routing_metrics as rm
-from tierroute.evaluation import policies
-from tierroute.evaluation.prices import Price
-from tierroute.evaluation.replay import ReplayData, evaluate_policy
+from tierroute_tools.evaluation import policies
+from tierroute_tools.evaluation.prices import Price
+from tierroute_tools.evaluation.replay import ReplayData, evaluate_policy
 
 # Four prompts; scores rank prompt 0 first for the strong model, prompt 3 last.
 # Gains (strong - weak): +1, +1, 0, -1; weak mean 0.5, strong mean 0.75.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tierroute.evaluation.prices import (
+from tierroute.outcomes import STRONG_MODEL, Outcome, TokenCounts
+from tierroute_tools.evaluation.prices import (
     DEFAULT_PRICES,
     Price,
     TokenAssumption,
@@ -12,7 +13,6 @@ from tierroute.evaluation.prices import (
     parse_prices,
     resolve_prices,
 )
-from tierroute.outcomes import STRONG_MODEL, Outcome, TokenCounts
 
 
 def test_parse_prices() -> None:

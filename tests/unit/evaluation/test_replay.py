@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierroute.evaluation import policies
-from tierroute.evaluation.prices import Price, TokenAssumption
-from tierroute.evaluation.replay import ReplayData, replay
-from tierroute.evaluation.replay_run import build_policies, write_outputs
 from tierroute.outcomes import Outcome, TokenCounts
+from tierroute_tools.evaluation import policies
+from tierroute_tools.evaluation.prices import Price, TokenAssumption
+from tierroute_tools.evaluation.replay import ReplayData, replay
+from tierroute_tools.evaluation.replay_run import build_policies, write_outputs
 
 PRICES = {"big": Price(10.0, 30.0), "small": Price(0.5, 1.5)}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.evaluation.live import read_items, write_items
-from tierroute.evaluation.tasks import ARITHMETIC_KINDS, SHOTS, arithmetic_items
+from tierroute_tools.evaluation.live import read_items, write_items
+from tierroute_tools.evaluation.tasks import ARITHMETIC_KINDS, SHOTS, arithmetic_items
 
 
 def test_items_are_reproducible_and_right(tmp_path: Path) -> None:

