@@ -6,7 +6,7 @@ Modules (all under ``tierroute_tools.evaluation``):
 - ``policies`` and ``replay``: the routing policies (classifier, rules + classifier, random,
   always-weak/strong, oracle) replayed on per-prompt outcomes with RouteLLM's metrics.
 - ``crossbench``: heads trained on some benchmarks, reported on another.
-- ``answers``, ``tasks``, ``live`` and ``live_report``: prompts with gold answers sent through a
+- ``tasks``, ``live`` and ``live_report``: prompts with gold answers sent through a
   running router, scored and summarised.
 - ``fit_confidence``: the confidence calibration and fallback threshold fitted on one split of
   live results and reported on another.

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tierroute.answers import ANSWER_KINDS, AnswerKind, is_correct, normalise
 from tierroute.client import Completion, Router, RouterError
-from tierroute_tools.evaluation.answers import ANSWER_KINDS, AnswerKind, is_correct, normalise
 
 SMALL = "small"
 LARGE = "large"
@@ -210,7 +210,7 @@ class ExactMatch:
     """Exact match of the normalised final answer against the item's gold answer."""
 
     async def score(self, item: LiveItem, text: str) -> Score:
-        """See :func:`tierroute_tools.evaluation.answers.is_correct`."""
+        """See :func:`tierroute.answers.is_correct`."""
         if item.kind not in ANSWER_KINDS:
             raise ValueError(f"item {item.id}: exact match cannot score kind {item.kind!r}")
         kind: AnswerKind = "number" if item.kind == "number" else "choice"

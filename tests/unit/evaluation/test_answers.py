@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierroute_tools.evaluation.answers import is_correct, normalise_choice, normalise_number
+from tierroute.answers import is_correct, normalise_choice, normalise_number
 
 
 @pytest.mark.parametrize(
