@@ -22,46 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tierroute.v1 import common_pb2 as tierroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tierroute/v1/router_service.proto\x12\x0ctierroute.v1\x1a\x19tierroute/v1/common.proto\"\xef\x01\n\x0cRouteOptions\x12?\n\rfallback_mode\x18\x01 \x01(\x0e\x32\x1a.tierroute.v1.FallbackModeR\x0c\x66\x61llbackMode\x12\x1b\n\ttier_hint\x18\x02 \x01(\tR\x08tierHint\x12%\n\x0cmax_cost_usd\x18\x03 \x01(\x01H\x00R\nmaxCostUsd\x88\x01\x01\x12\x32\n\x12\x66\x61llback_threshold\x18\x04 \x01(\x01H\x01R\x11\x66\x61llbackThreshold\x88\x01\x01\x42\x0f\n\r_max_cost_usdB\x15\n\x13_fallback_threshold\"\xc9\x01\n\x08\x44\x65\x63ision\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12.\n\x10\x63lassifier_score\x18\x03 \x01(\x01H\x00R\x0f\x63lassifierScore\x88\x01\x01\x12\x1c\n\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12.\n\x13\x64\x65\x63ision_latency_ms\x18\x05 \x01(\x01R\x11\x64\x65\x63isionLatencyMsB\x13\n\x11_classifier_score\"r\n\x0cRouteRequest\x12,\n\x06prompt\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.PromptR\x06prompt\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32\x1a.tierroute.v1.RouteOptionsR\x07options\"C\n\rRouteResponse\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.tierroute.v1.DecisionR\x08\x64\x65\x63ision\"\xdb\x01\n\x1cRouterServiceGenerateRequest\x12,\n\x06prompt\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.PromptR\x06prompt\x12\x38\n\x08sampling\x18\x02 \x01(\x0b\x32\x1c.tierroute.v1.SamplingParamsR\x08sampling\x12\x34\n\x07options\x18\x03 \x01(\x0b\x32\x1a.tierroute.v1.RouteOptionsR\x07options\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"[\n\x06Routed\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.tierroute.v1.DecisionR\x08\x64\x65\x63ision\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\xe4\x01\n\tEscalated\x12\x1b\n\tfrom_tier\x18\x01 \x01(\tR\x08\x66romTier\x12\x17\n\x07to_tier\x18\x02 \x01(\tR\x06toTier\x12\x33\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.tierroute.v1.EscalationCauseR\x05\x63\x61use\x12)\n\x10\x63onfidence_score\x18\x04 \x01(\x01R\x0f\x63onfidenceScore\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\x12)\n\x10\x64iscarded_tokens\x18\x06 \x01(\rR\x0f\x64iscardedTokens\"\x83\x01\n\tTierUsage\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x13.tierroute.v1.UsageR\x05usage\x12\x19\n\x08\x63ost_usd\x18\x03 \x01(\x01R\x07\x63ostUsd\x12\x1c\n\tdiscarded\x18\x04 \x01(\x08R\tdiscarded\"\xe3\x03\n\x0eRouterFinished\x12\x1f\n\x0bserved_tier\x18\x01 \x01(\tR\nservedTier\x12?\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1a.tierroute.v1.FinishReasonR\x0c\x66inishReason\x12\x36\n\ntier_usage\x18\x03 \x03(\x0b\x32\x17.tierroute.v1.TierUsageR\ttierUsage\x12\x19\n\x08\x63ost_usd\x18\x04 \x01(\x01R\x07\x63ostUsd\x12*\n\x11\x62\x61seline_cost_usd\x18\x05 \x01(\x01R\x0f\x62\x61selineCostUsd\x12\x1f\n\x0bsavings_usd\x18\x06 \x01(\x01R\nsavingsUsd\x12\x38\n\nconfidence\x18\x07 \x01(\x0b\x32\x18.tierroute.v1.ConfidenceR\nconfidence\x12\x1c\n\tescalated\x18\x08 \x01(\x08R\tescalated\x12\x1a\n\x08\x64\x65graded\x18\t \x01(\x08R\x08\x64\x65graded\x12\'\n\x0f\x64\x65graded_reason\x18\n \x01(\tR\x0e\x64\x65gradedReason\x12\x17\n\x07ttft_ms\x18\x0b \x01(\x01R\x06ttftMs\x12\x19\n\x08total_ms\x18\x0c \x01(\x01R\x07totalMs\"\xff\x01\n\x1dRouterServiceGenerateResponse\x12.\n\x06routed\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.RoutedH\x00R\x06routed\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x18.tierroute.v1.TokenDeltaH\x00R\x05\x64\x65lta\x12\x37\n\tescalated\x18\x03 \x01(\x0b\x32\x17.tierroute.v1.EscalatedH\x00R\tescalated\x12:\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x1c.tierroute.v1.RouterFinishedH\x00R\x08\x66inishedB\x07\n\x05\x65vent\"\x12\n\x10ListTiersRequest\"\xc5\x01\n\x08TierInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x12input_usd_per_mtok\x18\x02 \x01(\x01R\x0finputUsdPerMtok\x12-\n\x13output_usd_per_mtok\x18\x03 \x01(\x01R\x10outputUsdPerMtok\x12\x1c\n\tendpoints\x18\x04 \x01(\rR\tendpoints\x12+\n\x11healthy_endpoints\x18\x05 \x01(\rR\x10healthyEndpoints\"A\n\x11ListTiersResponse\x12,\n\x05tiers\x18\x01 \x03(\x0b\x32\x16.tierroute.v1.TierInfoR\x05tiers*\xa2\x01\n\x0c\x46\x61llbackMode\x12\x1d\n\x19\x46\x41LLBACK_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41LLBACK_MODE_BUFFERED\x10\x01\x12\x1b\n\x17\x46\x41LLBACK_MODE_STREAMING\x10\x02\x12\x1e\n\x1a\x46\x41LLBACK_MODE_EARLY_WINDOW\x10\x03\x12\x1a\n\x16\x46\x41LLBACK_MODE_DISABLED\x10\x04*\x9c\x01\n\x0f\x45scalationCause\x12 \n\x1c\x45SCALATION_CAUSE_UNSPECIFIED\x10\x00\x12#\n\x1f\x45SCALATION_CAUSE_LOW_CONFIDENCE\x10\x01\x12!\n\x1d\x45SCALATION_CAUSE_EARLY_WINDOW\x10\x02\x12\x1f\n\x1b\x45SCALATION_CAUSE_TIER_ERROR\x10\x03\x32\x86\x02\n\rRouterService\x12@\n\x05Route\x12\x1a.tierroute.v1.RouteRequest\x1a\x1b.tierroute.v1.RouteResponse\x12\x65\n\x08Generate\x12*.tierroute.v1.RouterServiceGenerateRequest\x1a+.tierroute.v1.RouterServiceGenerateResponse0\x01\x12L\n\tListTiers\x12\x1e.tierroute.v1.ListTiersRequest\x1a\x1f.tierroute.v1.ListTiersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tierroute/v1/router_service.proto\x12\x0ctierroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19tierroute/v1/common.proto\"\xef\x01\n\x0cRouteOptions\x12?\n\rfallback_mode\x18\x01 \x01(\x0e\x32\x1a.tierroute.v1.FallbackModeR\x0c\x66\x61llbackMode\x12\x1b\n\ttier_hint\x18\x02 \x01(\tR\x08tierHint\x12%\n\x0cmax_cost_usd\x18\x03 \x01(\x01H\x00R\nmaxCostUsd\x88\x01\x01\x12\x32\n\x12\x66\x61llback_threshold\x18\x04 \x01(\x01H\x01R\x11\x66\x61llbackThreshold\x88\x01\x01\x42\x0f\n\r_max_cost_usdB\x15\n\x13_fallback_threshold\"\xc9\x01\n\x08\x44\x65\x63ision\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12.\n\x10\x63lassifier_score\x18\x03 \x01(\x01H\x00R\x0f\x63lassifierScore\x88\x01\x01\x12\x1c\n\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12.\n\x13\x64\x65\x63ision_latency_ms\x18\x05 \x01(\x01R\x11\x64\x65\x63isionLatencyMsB\x13\n\x11_classifier_score\"r\n\x0cRouteRequest\x12,\n\x06prompt\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.PromptR\x06prompt\x12\x34\n\x07options\x18\x02 \x01(\x0b\x32\x1a.tierroute.v1.RouteOptionsR\x07options\"C\n\rRouteResponse\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.tierroute.v1.DecisionR\x08\x64\x65\x63ision\"\xdb\x01\n\x1cRouterServiceGenerateRequest\x12,\n\x06prompt\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.PromptR\x06prompt\x12\x38\n\x08sampling\x18\x02 \x01(\x0b\x32\x1c.tierroute.v1.SamplingParamsR\x08sampling\x12\x34\n\x07options\x18\x03 \x01(\x0b\x32\x1a.tierroute.v1.RouteOptionsR\x07options\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"[\n\x06Routed\x12\x32\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.tierroute.v1.DecisionR\x08\x64\x65\x63ision\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\xe4\x01\n\tEscalated\x12\x1b\n\tfrom_tier\x18\x01 \x01(\tR\x08\x66romTier\x12\x17\n\x07to_tier\x18\x02 \x01(\tR\x06toTier\x12\x33\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.tierroute.v1.EscalationCauseR\x05\x63\x61use\x12)\n\x10\x63onfidence_score\x18\x04 \x01(\x01R\x0f\x63onfidenceScore\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\x12)\n\x10\x64iscarded_tokens\x18\x06 \x01(\rR\x0f\x64iscardedTokens\"\x83\x01\n\tTierUsage\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12)\n\x05usage\x18\x02 \x01(\x0b\x32\x13.tierroute.v1.UsageR\x05usage\x12\x19\n\x08\x63ost_usd\x18\x03 \x01(\x01R\x07\x63ostUsd\x12\x1c\n\tdiscarded\x18\x04 \x01(\x08R\tdiscarded\"\xe3\x03\n\x0eRouterFinished\x12\x1f\n\x0bserved_tier\x18\x01 \x01(\tR\nservedTier\x12?\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1a.tierroute.v1.FinishReasonR\x0c\x66inishReason\x12\x36\n\ntier_usage\x18\x03 \x03(\x0b\x32\x17.tierroute.v1.TierUsageR\ttierUsage\x12\x19\n\x08\x63ost_usd\x18\x04 \x01(\x01R\x07\x63ostUsd\x12*\n\x11\x62\x61seline_cost_usd\x18\x05 \x01(\x01R\x0f\x62\x61selineCostUsd\x12\x1f\n\x0bsavings_usd\x18\x06 \x01(\x01R\nsavingsUsd\x12\x38\n\nconfidence\x18\x07 \x01(\x0b\x32\x18.tierroute.v1.ConfidenceR\nconfidence\x12\x1c\n\tescalated\x18\x08 \x01(\x08R\tescalated\x12\x1a\n\x08\x64\x65graded\x18\t \x01(\x08R\x08\x64\x65graded\x12\'\n\x0f\x64\x65graded_reason\x18\n \x01(\tR\x0e\x64\x65gradedReason\x12\x17\n\x07ttft_ms\x18\x0b \x01(\x01R\x06ttftMs\x12\x19\n\x08total_ms\x18\x0c \x01(\x01R\x07totalMs\"\xff\x01\n\x1dRouterServiceGenerateResponse\x12.\n\x06routed\x18\x01 \x01(\x0b\x32\x14.tierroute.v1.RoutedH\x00R\x06routed\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x18.tierroute.v1.TokenDeltaH\x00R\x05\x64\x65lta\x12\x37\n\tescalated\x18\x03 \x01(\x0b\x32\x17.tierroute.v1.EscalatedH\x00R\tescalated\x12:\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x1c.tierroute.v1.RouterFinishedH\x00R\x08\x66inishedB\x07\n\x05\x65vent\"\x12\n\x10ListTiersRequest\"\xc5\x01\n\x08TierInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12+\n\x12input_usd_per_mtok\x18\x02 \x01(\x01R\x0finputUsdPerMtok\x12-\n\x13output_usd_per_mtok\x18\x03 \x01(\x01R\x10outputUsdPerMtok\x12\x1c\n\tendpoints\x18\x04 \x01(\rR\tendpoints\x12+\n\x11healthy_endpoints\x18\x05 \x01(\rR\x10healthyEndpoints\"A\n\x11ListTiersResponse\x12,\n\x05tiers\x18\x01 \x03(\x0b\x32\x16.tierroute.v1.TierInfoR\x05tiers\"u\n\x15SubmitFeedbackRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x19\n\x05score\x18\x02 \x01(\x01H\x00R\x05score\x88\x01\x01\x12\x18\n\x07\x63omment\x18\x03 \x01(\tR\x07\x63ommentB\x08\n\x06_score\"\xb4\x02\n\x16SubmitFeedbackResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x14\n\x05judge\x18\x02 \x01(\tR\x05judge\x12\x14\n\x05score\x18\x03 \x01(\x01R\x05score\x12\x1e\n\nacceptable\x18\x04 \x01(\x08R\nacceptable\x12\x31\n\x14\x61\x63\x63\x65ptance_threshold\x18\x05 \x01(\x01R\x13\x61\x63\x63\x65ptanceThreshold\x12\x1f\n\x0bserved_tier\x18\x06 \x01(\tR\nservedTier\x12\x1a\n\x08replaced\x18\x07 \x01(\x08R\x08replaced\x12?\n\rrecorded_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0crecordedTime\"\x13\n\x11GetQualityRequest\"\xca\x01\n\x0fQualityEstimate\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n\x08\x65stimate\x18\x02 \x01(\x01R\x08\x65stimate\x12\x1f\n\x0blower_bound\x18\x03 \x01(\x01R\nlowerBound\x12\x1f\n\x0bupper_bound\x18\x04 \x01(\x01R\nupperBound\x12\x18\n\x07samples\x18\x05 \x01(\x04R\x07samples\x12+\n\x11\x65\x66\x66\x65\x63tive_samples\x18\x06 \x01(\x01R\x10\x65\x66\x66\x65\x63tiveSamples\"\xb7\x01\n\x13\x45scalationThreshold\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value\x12\x18\n\x07samples\x18\x03 \x01(\x04R\x07samples\x12\x16\n\x06pinned\x18\x04 \x01(\x08R\x06pinned\x12\x44\n\x10last_change_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0elastChangeTime\"y\n\x0cJudgeSamples\x12\x14\n\x05judge\x18\x01 \x01(\tR\x05judge\x12\x18\n\x07samples\x18\x02 \x01(\x04R\x07samples\x12\x1e\n\nacceptable\x18\x03 \x01(\x04R\nacceptable\x12\x19\n\x08\x63ost_usd\x18\x04 \x01(\x01R\x07\x63ostUsd\"\x88\x05\n\x12GetQualityResponse\x12\x18\n\x07\x65nabled\x18\x01 \x01(\x08R\x07\x65nabled\x12\x16\n\x06target\x18\x02 \x01(\x01R\x06target\x12)\n\x10\x63onfidence_level\x18\x03 \x01(\x01R\x0f\x63onfidenceLevel\x12\x37\n\x07overall\x18\x04 \x01(\x0b\x32\x1d.tierroute.v1.QualityEstimateR\x07overall\x12\x33\n\x05tiers\x18\x05 \x03(\x0b\x32\x1d.tierroute.v1.QualityEstimateR\x05tiers\x12\x35\n\x06routes\x18\x06 \x03(\x0b\x32\x1d.tierroute.v1.QualityEstimateR\x06routes\x12\x41\n\nthresholds\x18\x07 \x03(\x0b\x32!.tierroute.v1.EscalationThresholdR\nthresholds\x12#\n\rsavings_ratio\x18\x08 \x01(\x01R\x0csavingsRatio\x12\x19\n\x08\x63ost_usd\x18\t \x01(\x01R\x07\x63ostUsd\x12*\n\x11\x62\x61seline_cost_usd\x18\n \x01(\x01R\x0f\x62\x61selineCostUsd\x12&\n\x0fshadow_cost_usd\x18\x0b \x01(\x01R\rshadowCostUsd\x12$\n\x0ejudge_cost_usd\x18\x0c \x01(\x01R\x0cjudgeCostUsd\x12\x32\n\x06judges\x18\r \x03(\x0b\x32\x1a.tierroute.v1.JudgeSamplesR\x06judges\x12?\n\rcomputed_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63omputedTime*\xa2\x01\n\x0c\x46\x61llbackMode\x12\x1d\n\x19\x46\x41LLBACK_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41LLBACK_MODE_BUFFERED\x10\x01\x12\x1b\n\x17\x46\x41LLBACK_MODE_STREAMING\x10\x02\x12\x1e\n\x1a\x46\x41LLBACK_MODE_EARLY_WINDOW\x10\x03\x12\x1a\n\x16\x46\x41LLBACK_MODE_DISABLED\x10\x04*\x9c\x01\n\x0f\x45scalationCause\x12 \n\x1c\x45SCALATION_CAUSE_UNSPECIFIED\x10\x00\x12#\n\x1f\x45SCALATION_CAUSE_LOW_CONFIDENCE\x10\x01\x12!\n\x1d\x45SCALATION_CAUSE_EARLY_WINDOW\x10\x02\x12\x1f\n\x1b\x45SCALATION_CAUSE_TIER_ERROR\x10\x03\x32\xb4\x03\n\rRouterService\x12@\n\x05Route\x12\x1a.tierroute.v1.RouteRequest\x1a\x1b.tierroute.v1.RouteResponse\x12\x65\n\x08Generate\x12*.tierroute.v1.RouterServiceGenerateRequest\x1a+.tierroute.v1.RouterServiceGenerateResponse0\x01\x12L\n\tListTiers\x12\x1e.tierroute.v1.ListTiersRequest\x1a\x1f.tierroute.v1.ListTiersResponse\x12[\n\x0eSubmitFeedback\x12#.tierroute.v1.SubmitFeedbackRequest\x1a$.tierroute.v1.SubmitFeedbackResponse\x12O\n\nGetQuality\x12\x1f.tierroute.v1.GetQualityRequest\x1a .tierroute.v1.GetQualityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tierroute.v1.router_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FALLBACKMODE']._serialized_start=2421
-  _globals['_FALLBACKMODE']._serialized_end=2583
-  _globals['_ESCALATIONCAUSE']._serialized_start=2586
-  _globals['_ESCALATIONCAUSE']._serialized_end=2742
-  _globals['_ROUTEOPTIONS']._serialized_start=79
-  _globals['_ROUTEOPTIONS']._serialized_end=318
-  _globals['_DECISION']._serialized_start=321
-  _globals['_DECISION']._serialized_end=522
-  _globals['_ROUTEREQUEST']._serialized_start=524
-  _globals['_ROUTEREQUEST']._serialized_end=638
-  _globals['_ROUTERESPONSE']._serialized_start=640
-  _globals['_ROUTERESPONSE']._serialized_end=707
-  _globals['_ROUTERSERVICEGENERATEREQUEST']._serialized_start=710
-  _globals['_ROUTERSERVICEGENERATEREQUEST']._serialized_end=929
-  _globals['_ROUTED']._serialized_start=931
-  _globals['_ROUTED']._serialized_end=1022
-  _globals['_ESCALATED']._serialized_start=1025
-  _globals['_ESCALATED']._serialized_end=1253
-  _globals['_TIERUSAGE']._serialized_start=1256
-  _globals['_TIERUSAGE']._serialized_end=1387
-  _globals['_ROUTERFINISHED']._serialized_start=1390
-  _globals['_ROUTERFINISHED']._serialized_end=1873
-  _globals['_ROUTERSERVICEGENERATERESPONSE']._serialized_start=1876
-  _globals['_ROUTERSERVICEGENERATERESPONSE']._serialized_end=2131
-  _globals['_LISTTIERSREQUEST']._serialized_start=2133
-  _globals['_LISTTIERSREQUEST']._serialized_end=2151
-  _globals['_TIERINFO']._serialized_start=2154
-  _globals['_TIERINFO']._serialized_end=2351
-  _globals['_LISTTIERSRESPONSE']._serialized_start=2353
-  _globals['_LISTTIERSRESPONSE']._serialized_end=2418
-  _globals['_ROUTERSERVICE']._serialized_start=2745
-  _globals['_ROUTERSERVICE']._serialized_end=3007
+  _globals['_FALLBACKMODE']._serialized_start=4070
+  _globals['_FALLBACKMODE']._serialized_end=4232
+  _globals['_ESCALATIONCAUSE']._serialized_start=4235
+  _globals['_ESCALATIONCAUSE']._serialized_end=4391
+  _globals['_ROUTEOPTIONS']._serialized_start=112
+  _globals['_ROUTEOPTIONS']._serialized_end=351
+  _globals['_DECISION']._serialized_start=354
+  _globals['_DECISION']._serialized_end=555
+  _globals['_ROUTEREQUEST']._serialized_start=557
+  _globals['_ROUTEREQUEST']._serialized_end=671
+  _globals['_ROUTERESPONSE']._serialized_start=673
+  _globals['_ROUTERESPONSE']._serialized_end=740
+  _globals['_ROUTERSERVICEGENERATEREQUEST']._serialized_start=743
+  _globals['_ROUTERSERVICEGENERATEREQUEST']._serialized_end=962
+  _globals['_ROUTED']._serialized_start=964
+  _globals['_ROUTED']._serialized_end=1055
+  _globals['_ESCALATED']._serialized_start=1058
+  _globals['_ESCALATED']._serialized_end=1286
+  _globals['_TIERUSAGE']._serialized_start=1289
+  _globals['_TIERUSAGE']._serialized_end=1420
+  _globals['_ROUTERFINISHED']._serialized_start=1423
+  _globals['_ROUTERFINISHED']._serialized_end=1906
+  _globals['_ROUTERSERVICEGENERATERESPONSE']._serialized_start=1909
+  _globals['_ROUTERSERVICEGENERATERESPONSE']._serialized_end=2164
+  _globals['_LISTTIERSREQUEST']._serialized_start=2166
+  _globals['_LISTTIERSREQUEST']._serialized_end=2184
+  _globals['_TIERINFO']._serialized_start=2187
+  _globals['_TIERINFO']._serialized_end=2384
+  _globals['_LISTTIERSRESPONSE']._serialized_start=2386
+  _globals['_LISTTIERSRESPONSE']._serialized_end=2451
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=2453
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=2570
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=2573
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=2881
+  _globals['_GETQUALITYREQUEST']._serialized_start=2883
+  _globals['_GETQUALITYREQUEST']._serialized_end=2902
+  _globals['_QUALITYESTIMATE']._serialized_start=2905
+  _globals['_QUALITYESTIMATE']._serialized_end=3107
+  _globals['_ESCALATIONTHRESHOLD']._serialized_start=3110
+  _globals['_ESCALATIONTHRESHOLD']._serialized_end=3293
+  _globals['_JUDGESAMPLES']._serialized_start=3295
+  _globals['_JUDGESAMPLES']._serialized_end=3416
+  _globals['_GETQUALITYRESPONSE']._serialized_start=3419
+  _globals['_GETQUALITYRESPONSE']._serialized_end=4067
+  _globals['_ROUTERSERVICE']._serialized_start=4394
+  _globals['_ROUTERSERVICE']._serialized_end=4830
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from tierroute.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -183,3 +186,111 @@ class ListTiersResponse(_message.Message):
     TIERS_FIELD_NUMBER: _ClassVar[int]
     tiers: _containers.RepeatedCompositeFieldContainer[TierInfo]
     def __init__(self, tiers: _Optional[_Iterable[_Union[TierInfo, _Mapping]]] = ...) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("request_id", "score", "comment")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    score: float
+    comment: str
+    def __init__(self, request_id: _Optional[str] = ..., score: _Optional[float] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class SubmitFeedbackResponse(_message.Message):
+    __slots__ = ("request_id", "judge", "score", "acceptable", "acceptance_threshold", "served_tier", "replaced", "recorded_time")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTABLE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SERVED_TIER_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_TIME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    judge: str
+    score: float
+    acceptable: bool
+    acceptance_threshold: float
+    served_tier: str
+    replaced: bool
+    recorded_time: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., judge: _Optional[str] = ..., score: _Optional[float] = ..., acceptable: _Optional[bool] = ..., acceptance_threshold: _Optional[float] = ..., served_tier: _Optional[str] = ..., replaced: _Optional[bool] = ..., recorded_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetQualityRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class QualityEstimate(_message.Message):
+    __slots__ = ("name", "estimate", "lower_bound", "upper_bound", "samples", "effective_samples")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    estimate: float
+    lower_bound: float
+    upper_bound: float
+    samples: int
+    effective_samples: float
+    def __init__(self, name: _Optional[str] = ..., estimate: _Optional[float] = ..., lower_bound: _Optional[float] = ..., upper_bound: _Optional[float] = ..., samples: _Optional[int] = ..., effective_samples: _Optional[float] = ...) -> None: ...
+
+class EscalationThreshold(_message.Message):
+    __slots__ = ("tier", "value", "samples", "pinned", "last_change_time")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    value: float
+    samples: int
+    pinned: bool
+    last_change_time: _timestamp_pb2.Timestamp
+    def __init__(self, tier: _Optional[str] = ..., value: _Optional[float] = ..., samples: _Optional[int] = ..., pinned: _Optional[bool] = ..., last_change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JudgeSamples(_message.Message):
+    __slots__ = ("judge", "samples", "acceptable", "cost_usd")
+    JUDGE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTABLE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    judge: str
+    samples: int
+    acceptable: int
+    cost_usd: float
+    def __init__(self, judge: _Optional[str] = ..., samples: _Optional[int] = ..., acceptable: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class GetQualityResponse(_message.Message):
+    __slots__ = ("enabled", "target", "confidence_level", "overall", "tiers", "routes", "thresholds", "savings_ratio", "cost_usd", "baseline_cost_usd", "shadow_cost_usd", "judge_cost_usd", "judges", "computed_time")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    SAVINGS_RATIO_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    JUDGES_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    target: float
+    confidence_level: float
+    overall: QualityEstimate
+    tiers: _containers.RepeatedCompositeFieldContainer[QualityEstimate]
+    routes: _containers.RepeatedCompositeFieldContainer[QualityEstimate]
+    thresholds: _containers.RepeatedCompositeFieldContainer[EscalationThreshold]
+    savings_ratio: float
+    cost_usd: float
+    baseline_cost_usd: float
+    shadow_cost_usd: float
+    judge_cost_usd: float
+    judges: _containers.RepeatedCompositeFieldContainer[JudgeSamples]
+    computed_time: _timestamp_pb2.Timestamp
+    def __init__(self, enabled: _Optional[bool] = ..., target: _Optional[float] = ..., confidence_level: _Optional[float] = ..., overall: _Optional[_Union[QualityEstimate, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[QualityEstimate, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[QualityEstimate, _Mapping]]] = ..., thresholds: _Optional[_Iterable[_Union[EscalationThreshold, _Mapping]]] = ..., savings_ratio: _Optional[float] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., shadow_cost_usd: _Optional[float] = ..., judge_cost_usd: _Optional[float] = ..., judges: _Optional[_Iterable[_Union[JudgeSamples, _Mapping]]] = ..., computed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -55,6 +55,16 @@ class RouterServiceStub:
                 request_serializer=tierroute_dot_v1_dot_router__service__pb2.ListTiersRequest.SerializeToString,
                 response_deserializer=tierroute_dot_v1_dot_router__service__pb2.ListTiersResponse.FromString,
                 _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/tierroute.v1.RouterService/SubmitFeedback',
+                request_serializer=tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackResponse.FromString,
+                _registered_method=True)
+        self.GetQuality = channel.unary_unary(
+                '/tierroute.v1.RouterService/GetQuality',
+                request_serializer=tierroute_dot_v1_dot_router__service__pb2.GetQualityRequest.SerializeToString,
+                response_deserializer=tierroute_dot_v1_dot_router__service__pb2.GetQualityResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -87,6 +97,26 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitFeedback(self, request, context):
+        """Records the caller's own judgment of an answer it was served, as a judged sample of that
+        request (judge "feedback"). Authorised like the request itself: the caller must present
+        the API key (tenant) that made the request, else PERMISSION_DENIED. NOT_FOUND when the
+        router holds no record of request_id (never served here, or evicted from the bounded store).
+        Feedback sent again for the same request replaces the earlier one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuality(self, request, context):
+        """The quality served relative to all-largest, with its confidence interval and evidence:
+        overall, per tier and per route; the escalation threshold in force per cheaper tier; the
+        savings net of shadow and judge costs. What `tierroute quality` prints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -104,6 +134,16 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ListTiers,
                     request_deserializer=tierroute_dot_v1_dot_router__service__pb2.ListTiersRequest.FromString,
                     response_serializer=tierroute_dot_v1_dot_router__service__pb2.ListTiersResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'GetQuality': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuality,
+                    request_deserializer=tierroute_dot_v1_dot_router__service__pb2.GetQualityRequest.FromString,
+                    response_serializer=tierroute_dot_v1_dot_router__service__pb2.GetQualityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -193,6 +233,60 @@ class RouterService:
             '/tierroute.v1.RouterService/ListTiers',
             tierroute_dot_v1_dot_router__service__pb2.ListTiersRequest.SerializeToString,
             tierroute_dot_v1_dot_router__service__pb2.ListTiersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierroute.v1.RouterService/SubmitFeedback',
+            tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackRequest.SerializeToString,
+            tierroute_dot_v1_dot_router__service__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuality(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierroute.v1.RouterService/GetQuality',
+            tierroute_dot_v1_dot_router__service__pb2.GetQualityRequest.SerializeToString,
+            tierroute_dot_v1_dot_router__service__pb2.GetQualityResponse.FromString,
             options,
             channel_credentials,
             insecure,
