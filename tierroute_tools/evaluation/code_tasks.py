@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tierroute.errors import FailedPreconditionError, InvalidArgumentError
-from tierroute_tools.evaluation.sandbox import Limits, SandboxResult, run_python
+from tierroute.sandbox import Limits, SandboxResult, run_python
 
 TASK_SETS: tuple[str, ...] = ("humaneval",)
 """The task sets :func:`load_tasks` knows."""

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tierroute.errors import InvalidArgumentError
+from tierroute.sandbox import Limits, SandboxResult
 from tierroute_tools.evaluation.code_tasks import (
     CHAT_INSTRUCTION,
     STOP_SEQUENCES,
@@ -18,7 +19,6 @@ from tierroute_tools.evaluation.code_tasks import (
     program,
     score,
 )
-from tierroute_tools.evaluation.sandbox import Limits, SandboxResult
 
 LIMITS = Limits(timeout_seconds=10.0)
 

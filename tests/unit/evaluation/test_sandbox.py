@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tierroute_tools.evaluation.sandbox import (
+from tierroute.sandbox import (
     Limits,
     _run,
     network_isolation_available,
