@@ -1,8 +1,9 @@
 """The Starlette application: OpenAI's HTTP API in front of ``tierroute.v1.RouterService``.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions`` (both streaming and not),
-``GET /v1/models`` and ``GET /v1/models/{id}``, plus ``/healthz``, ``/readyz`` and ``/metrics``.
-Handlers only translate: request bodies in :mod:`~openai_gateway.translate`, events out in
+``GET /v1/models`` and ``GET /v1/models/{id}``, ``POST /v1/feedback`` (the caller's verdict on
+an answer), plus ``/healthz``, ``/readyz`` and ``/metrics``. Handlers only translate: request
+bodies in :mod:`~openai_gateway.translate` and :mod:`~openai_gateway.feedback`, events out in
 :mod:`~openai_gateway.responses`, statuses in :mod:`~openai_gateway.errors`.
 """
 
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from openai_gateway.config import OpenAISettings
 from openai_gateway.errors import ApiError, bad_gateway, from_rpc_error
+from openai_gateway.feedback import feedback_body, parse_feedback
 from openai_gateway.metrics import HttpMetrics
 from openai_gateway.responses import Kind, StreamState, body, headers
 from openai_gateway.streaming import event_stream, open_stream
@@ -37,6 +39,8 @@ _log = structlog.get_logger("openai_gateway")
 _READY_TIMEOUT_SECONDS = 2.0
 # Looking up tier names is metadata: it must not eat a long generation deadline.
 _LIST_TIERS_TIMEOUT_SECONDS = 10.0
+# Storing a verdict is a small write: a generation's deadline would only hide a stuck router.
+_FEEDBACK_TIMEOUT_SECONDS = 10.0
 
 
 class ClientGoneError(Exception):
@@ -315,6 +319,27 @@ class Gateway:
             for t in tiers
         ]
 
+    async def feedback(self, request: Request) -> Response:
+        """``POST /v1/feedback``: the caller's verdict on an answer, stored by the router."""
+        started = time.perf_counter()
+        response: Response
+        try:
+            metadata = self._metadata(request)
+            timeout = min(self._timeout(request), _FEEDBACK_TIMEOUT_SECONDS)
+            message = parse_feedback(await self._json(request))
+            reply = await self.upstream.submit_feedback(message, metadata, timeout)
+            response = JSONResponse(feedback_body(reply))
+        except ApiError as exc:
+            response = _error_response(exc)
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+            if error.status == 404:
+                # The only thing SubmitFeedback looks up is the request it judges.
+                error.param = "request_id"
+            response = _error_response(error)
+        self._finish("feedback", response.status_code, started, response.headers)
+        return response
+
     async def metrics_text(self, request: Request) -> Response:
         """Prometheus exposition of this endpoint's registry."""
         return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
@@ -355,6 +380,7 @@ def create_app(settings: OpenAISettings, registry: CollectorRegistry | None = No
         Route("/v1/completions", gateway.completions, methods=["POST"]),
         Route("/v1/models", gateway.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", gateway.retrieve_model, methods=["GET"]),
+        Route("/v1/feedback", gateway.feedback, methods=["POST"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),
         Route("/readyz", gateway.readyz, methods=["GET"]),
         Route("/metrics", gateway.metrics_text, methods=["GET"]),

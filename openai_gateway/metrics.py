@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-ROUTES = ("chat_completions", "completions", "models")
+ROUTES = ("chat_completions", "completions", "models", "feedback")
 # Gateway work is milliseconds; TTFT and whole requests follow the model (up to minutes).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 

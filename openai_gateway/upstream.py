@@ -1,4 +1,4 @@
-"""The endpoint's one gRPC channel to the router: ``Generate`` streams and a cached tier list.
+"""The endpoint's one gRPC channel to the router: Generate streams, a cached tier list, feedback.
 
 The channel is plaintext or TLS as ``router.tls`` says (:func:`tierroute.transport.open_channel`,
 the same code the router uses towards its tiers).
@@ -48,6 +48,18 @@ class RouterUpstream:
     ) -> Any:
         """Start a ``Generate`` stream; the caller iterates it and cancels it when done."""
         return self._stub.Generate(request, timeout=timeout, metadata=metadata)
+
+    async def submit_feedback(
+        self,
+        request: router_service_pb2.SubmitFeedbackRequest,
+        metadata: Metadata,
+        timeout: float,
+    ) -> router_service_pb2.SubmitFeedbackResponse:
+        """Store the caller's judgment of a request it was served (``SubmitFeedback``)."""
+        reply: router_service_pb2.SubmitFeedbackResponse = await self._stub.SubmitFeedback(
+            request, timeout=timeout, metadata=metadata
+        )
+        return reply
 
     async def list_tiers(self, metadata: Metadata, timeout: float) -> Sequence[Any]:
         """The configured tiers, cheapest first (``tierroute.v1.TierInfo``), asked afresh."""

@@ -5,6 +5,8 @@
         async for event in router.generate("Explain TCP slow start"):
             ...
         result = await router.complete("Write a haiku")   # text + routing facts
+        await router.submit_feedback(result.routed.request_id, 1.0)   # the caller's verdict
+        quality = await router.get_quality()   # served quality vs all-largest, with evidence
 
 Over TLS: ``Router(target, tls=ClientTls(ca_file="ca.pem"))``; for mutual TLS add
 ``cert_file`` and ``key_file``; ``server_name`` when the certificate names another host.
@@ -31,6 +33,7 @@ from tierroute.transport import open_channel
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
 __all__ = [
+    "MAX_FEEDBACK_COMMENT_CHARS",
     "ClientTls",
     "Completion",
     "Escalation",
@@ -43,6 +46,9 @@ __all__ = [
     "SyncRouter",
     "TextEvent",
 ]
+
+MAX_FEEDBACK_COMMENT_CHARS = 1000
+"""Longest feedback comment the contract accepts (``SubmitFeedbackRequest.comment``)."""
 
 Message = tuple[str, str]
 """A chat message as (role, content); role is "system", "user" or "assistant"."""
@@ -271,6 +277,19 @@ class Router:
     async def _pause(self, attempt: int) -> None:
         await asyncio.sleep(self._backoff * (2**attempt) * random.uniform(0.5, 1.5))
 
+    async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        """One unary call with the deadline and the UNAVAILABLE retries of every call."""
+        for attempt in range(self._retries + 1):
+            try:
+                return await method(
+                    request, timeout=timeout or self._timeout, metadata=self._metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == self._retries:
+                    raise _error(exc) from exc
+                await self._pause(attempt)
+        raise AssertionError("unreachable")
+
     async def route(
         self,
         prompt: str | Sequence[Message],
@@ -282,20 +301,39 @@ class Router:
         request = router_service_pb2.RouteRequest(
             prompt=_prompt(prompt), options=_options(None, tier, None)
         )
-        for attempt in range(self._retries + 1):
-            try:
-                reply = await self._stub.Route(
-                    request, timeout=timeout or self._timeout, metadata=self._metadata
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == self._retries:
-                    raise _error(exc) from exc
-                await self._pause(attempt)
-                continue
-            d = reply.decision
-            score = d.classifier_score if d.HasField("classifier_score") else None
-            return RoutedEvent(d.tier, d.reason, score, "")
-        raise AssertionError("unreachable")
+        reply = await self._unary(self._stub.Route, request, timeout)
+        d = reply.decision
+        score = d.classifier_score if d.HasField("classifier_score") else None
+        return RoutedEvent(d.tier, d.reason, score, "")
+
+    async def submit_feedback(
+        self, request_id: str, score: float, comment: str = "", *, timeout: float | None = None
+    ) -> router_service_pb2.SubmitFeedbackResponse:
+        """Judge an answer the router served (``score`` in [0, 1]); returns the stored judgment.
+
+        Send it with the API key that made the request. ``RouterError`` with ``NOT_FOUND`` when
+        the router holds no record of ``request_id``; sending again replaces earlier feedback.
+        """
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score must be in [0, 1], got {score!r}")
+        if len(comment) > MAX_FEEDBACK_COMMENT_CHARS:
+            raise ValueError(f"comment longer than {MAX_FEEDBACK_COMMENT_CHARS} characters")
+        request = router_service_pb2.SubmitFeedbackRequest(
+            request_id=request_id, score=score, comment=comment
+        )
+        reply: router_service_pb2.SubmitFeedbackResponse = await self._unary(
+            self._stub.SubmitFeedback, request, timeout
+        )
+        return reply
+
+    async def get_quality(
+        self, *, timeout: float | None = None
+    ) -> router_service_pb2.GetQualityResponse:
+        """The quality served relative to all-largest, with intervals, thresholds and costs."""
+        reply: router_service_pb2.GetQualityResponse = await self._unary(
+            self._stub.GetQuality, router_service_pb2.GetQualityRequest(), timeout
+        )
+        return reply
 
     async def generate(
         self,
@@ -403,6 +441,18 @@ class SyncRouter:
     def complete(self, prompt: str | Sequence[Message], **kwargs: Any) -> Completion:
         """See :meth:`Router.complete`."""
         return self._loop.run_until_complete(self._router.complete(prompt, **kwargs))
+
+    def submit_feedback(
+        self, request_id: str, score: float, comment: str = "", **kwargs: Any
+    ) -> router_service_pb2.SubmitFeedbackResponse:
+        """See :meth:`Router.submit_feedback`."""
+        return self._loop.run_until_complete(
+            self._router.submit_feedback(request_id, score, comment, **kwargs)
+        )
+
+    def get_quality(self, **kwargs: Any) -> router_service_pb2.GetQualityResponse:
+        """See :meth:`Router.get_quality`."""
+        return self._loop.run_until_complete(self._router.get_quality(**kwargs))
 
     def generate(self, prompt: str | Sequence[Message], **kwargs: Any) -> Iterator[Event]:
         """See :meth:`Router.generate`; yields events as they arrive."""

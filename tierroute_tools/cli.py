@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "tierroute_tools.commands.up",
     "tierroute_tools.commands.ask",
+    "tierroute_tools.commands.quality",
     "tierroute_tools.commands.models",
     "tierroute_tools.commands.classifier",
     "tierroute_tools.commands.eval",

@@ -4,6 +4,10 @@ The script is chosen by the prompt's last text: ``escalate`` escalates small -> 
 forwarded first only in STREAMING mode, as the router does), ``error:<CODE>`` fails before the
 first event, ``fail-mid`` fails after the first text, ``slow`` outlasts short deadlines. Keys:
 ``Bearer bad`` is unauthenticated, ``Bearer limited`` may not pin a tier.
+
+``SubmitFeedback`` knows the ids of the requests it served (and ``rid-1``), answers NOT_FOUND
+for any other and PERMISSION_DENIED to a key other than the one that made the request;
+``GetQuality`` answers :data:`QUALITY`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import uvicorn
+from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 
 from openai_gateway import OpenAISettings, create_app
@@ -38,6 +44,58 @@ ERRORS = {
     "DEADLINE_EXCEEDED": lambda: DeadlineExceededError("out of time"),
     "PERMISSION_DENIED": lambda: PermissionDeniedError("key may not do this"),
 }
+
+
+# 2026-01-01T00:00:00Z and one hour later.
+_T0 = Timestamp(seconds=1767225600)
+_T1 = Timestamp(seconds=1767229200)
+QUALITY = R.GetQualityResponse(
+    enabled=True,
+    target=0.95,
+    confidence_level=0.95,
+    overall=R.QualityEstimate(
+        name="all",
+        estimate=0.972,
+        lower_bound=0.951,
+        upper_bound=0.988,
+        samples=412,
+        effective_samples=380.5,
+    ),
+    tiers=[
+        R.QualityEstimate(
+            name="small",
+            estimate=0.955,
+            lower_bound=0.921,
+            upper_bound=0.978,
+            samples=300,
+            effective_samples=280.0,
+        ),
+        R.QualityEstimate(
+            name="large",
+            estimate=1.0,
+            lower_bound=0.967,
+            upper_bound=1.0,
+            samples=112,
+            effective_samples=100.5,
+        ),
+    ],
+    routes=[R.QualityEstimate(name="code", samples=0, upper_bound=1.0)],
+    thresholds=[
+        R.EscalationThreshold(
+            tier="small", value=0.612, samples=300, pinned=False, last_change_time=_T0
+        )
+    ],
+    savings_ratio=0.48,
+    cost_usd=1.25,
+    baseline_cost_usd=2.5,
+    shadow_cost_usd=0.03,
+    judge_cost_usd=0.02,
+    judges=[
+        R.JudgeSamples(judge="agreement", samples=380, acceptable=361),
+        R.JudgeSamples(judge="feedback", samples=32, acceptable=30, cost_usd=0.0),
+    ],
+    computed_time=_T1,
+)
 
 
 def _text_of(prompt: common_pb2.Prompt) -> str:
@@ -86,6 +144,10 @@ class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
         self.metadata: list[dict[str, str]] = []
         self.cancelled = 0
         self.list_calls = 0
+        # request id -> the authorization it was served under; feedback stored by request id.
+        self.served: dict[str, str] = {"rid-1": "Bearer good"}
+        self.feedback: dict[str, R.SubmitFeedbackRequest] = {}
+        self.feedback_metadata: list[dict[str, str]] = []
 
     def _check_key(self, context: Any, hint: str) -> dict[str, str]:
         metadata = {k: v for k, v in context.invocation_metadata()}
@@ -117,6 +179,37 @@ class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
             ]
         )
 
+    async def SubmitFeedback(
+        self, request: R.SubmitFeedbackRequest, context: Any
+    ) -> R.SubmitFeedbackResponse:
+        metadata = self._check_key(context, "")
+        self.feedback_metadata.append(metadata)
+        if not request.HasField("score"):
+            raise InvalidArgumentError("score", "required")
+        if request.request_id.startswith("error:"):
+            raise ERRORS[request.request_id.removeprefix("error:")]()
+        owner = self.served.get(request.request_id)
+        if owner is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no record of this request")
+        if metadata.get("authorization") != owner:
+            raise PermissionDeniedError("feedback must come with the key that made the request")
+        replaced = request.request_id in self.feedback
+        self.feedback[request.request_id] = request
+        return R.SubmitFeedbackResponse(
+            request_id=request.request_id,
+            judge="feedback",
+            score=request.score,
+            acceptable=request.score >= 0.5,
+            acceptance_threshold=0.5,
+            served_tier="small",
+            replaced=replaced,
+            recorded_time=_T1,
+        )
+
+    async def GetQuality(self, request: R.GetQualityRequest, context: Any) -> R.GetQualityResponse:
+        self._check_key(context, "")
+        return QUALITY
+
     async def Generate(
         self, request: R.RouterServiceGenerateRequest, context: Any
     ) -> AsyncIterator[R.RouterServiceGenerateResponse]:
@@ -126,6 +219,7 @@ class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
         if text.startswith("error:"):
             raise ERRORS[text.removeprefix("error:")]()
         request_id = request.request_id or "rid-1"
+        self.served[request_id] = self.metadata[-1].get("authorization", "")
         tier = request.options.tier_hint or "small"
         yield _routed(tier, request_id)
         try:
