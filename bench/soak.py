@@ -1,6 +1,6 @@
 """Soak: a steady request mix through the real router for minutes; errors, latency and memory.
 
-Starts, on loopback, two scripted model tiers (``python -m model_svc.scripted``: the real
+Starts, on loopback, two scripted model tiers (``python -m model_svc.scripted_server``: the real
 ``ModelServer`` over a scripted engine, one process each, 64-word answers a word every 2 ms; the
 small tier is unsure of "hard" prompts, so they escalate; "slow" prompts get 50 ms tokens) and the
 real router (``python -m router_svc``: rules, no classifier, API keys on). Then it sends the mix of
@@ -192,7 +192,7 @@ def services(
         for tier in ("small", "large"):
             args = ["--tier", tier, *MODEL_ARGS] + (["--unsure", "hard"] if tier == "small" else [])
             proc = ServiceProcess(
-                "model_svc.scripted", args, cwd=ROOT, log_path=run_dir / f"model-{tier}.log"
+                "model_svc.scripted_server", args, cwd=ROOT, log_path=run_dir / f"model-{tier}.log"
             )
             started.append(proc)
             tiers[tier] = proc

@@ -2,7 +2,8 @@
 
 :class:`GenerationService` turns a validated request into a stream of
 :class:`StreamedDelta` events and one final :class:`Outcome`. It enforces the concurrent-stream
-limit (immediately, no queueing), checks the prompt against the context length, feeds the
+limit (immediately, no queueing), checks the tokenized prompt against the configured prompt
+limit (``limits.max_prompt_tokens``) and the context length, feeds the
 confidence tracker, and records metrics. Closing the stream early (caller cancelled, deadline)
 closes the engine stream, which aborts the request inside the engine.
 """
@@ -98,6 +99,15 @@ class GenerationService:
         try:
             start = self._clock()
             prompt_ids = await self._engine.render_prompt(request.prompt)
+            # Checked on the rendered prompt (tokenized once, with its chat template, exactly as
+            # it will be generated from), and before it counts as processed: it never is.
+            limit = self._limits.max_prompt_tokens
+            if limit is not None and len(prompt_ids) > limit:
+                raise InvalidArgumentError(
+                    "prompt",
+                    f"is {len(prompt_ids)} tokens; the limit of this model service is "
+                    f"{limit} prompt tokens (limits.max_prompt_tokens)",
+                )
             prompt_tokens = len(prompt_ids)
             context = self._engine.info.max_model_len
             if prompt_tokens == 0:

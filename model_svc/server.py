@@ -2,8 +2,8 @@
 
 Access: ``auth.mode`` ``shared_secret`` installs an interceptor that refuses calls without
 the router's secret (health and reflection stay open unless configured otherwise); ``mtls``
-relies on ``server.tls`` requiring a client certificate. ``limits.max_prompt_tokens`` wraps
-the engine so over-long prompts are refused right after tokenizing.
+relies on ``server.tls`` requiring a client certificate. ``limits.max_prompt_tokens`` is
+enforced by the generation service, right after tokenizing.
 
 Lifecycle: the gRPC port opens at once with health NOT_SERVING; the engine loads, one warm-up
 generation must succeed, then health turns SERVING (and the bootstrap logs ``ready``). A
@@ -26,7 +26,6 @@ from model_svc.engines.base import ChatTurn, Engine, GenerationRequest, PromptIn
 from model_svc.generation import GenerationService
 from model_svc.metrics import ModelMetrics
 from model_svc.servicer import ModelServicer
-from model_svc.validation import PromptTokenLimit
 from tierroute.server import ServerBootstrap, ServiceBinding, run_until_signal
 from tierroute.transport import SharedSecretInterceptor
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
@@ -56,8 +55,6 @@ class ModelServer:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
-        if settings.limits.max_prompt_tokens is not None:
-            engine = PromptTokenLimit(engine, settings.limits.max_prompt_tokens)
         self.engine = engine
         if registry is None:
             registry = CollectorRegistry()

@@ -2,25 +2,17 @@
 
 Every rejection is an :class:`~tierroute.errors.InvalidArgumentError` naming the field (as a
 dotted path) and the limit, so callers can fix the request without reading server logs. The
-prompt's token count is only known once the engine has tokenized it: :class:`PromptTokenLimit`
-checks it there, before any generation.
+prompt's token count is only known once the engine has tokenized it:
+:class:`~model_svc.generation.GenerationService` checks it there, before any generation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from model_svc.config import LimitSettings
-from model_svc.engines.base import (
-    ChatTurn,
-    Delta,
-    Engine,
-    EngineInfo,
-    GenerationRequest,
-    PromptInput,
-)
+from model_svc.engines.base import ChatTurn, PromptInput
 from tierroute.errors import InvalidArgumentError
 from tierroute.v1 import common_pb2, model_service_pb2
 
@@ -121,55 +113,3 @@ def _prompt(prompt: common_pb2.Prompt) -> PromptInput:
             )
         return PromptInput(chat=tuple(turns))
     raise InvalidArgumentError("prompt", "required: set prompt.text or prompt.chat")
-
-
-class PromptTokenLimit:
-    """An :class:`Engine` that refuses prompts longer than ``limit`` tokens, else delegates.
-
-    The check sits on :meth:`render_prompt` because that is where the count is known: the
-    prompt is tokenized once, with its chat template, exactly as it will be generated from.
-    """
-
-    def __init__(self, engine: Engine, limit: int) -> None:
-        self._engine = engine
-        self._limit = limit
-
-    @property
-    def info(self) -> EngineInfo:
-        """The wrapped engine's facts."""
-        return self._engine.info
-
-    async def start(self) -> None:
-        """Start the wrapped engine."""
-        await self._engine.start()
-
-    async def render_prompt(self, prompt: PromptInput) -> list[int]:
-        """Token ids of the prompt; INVALID_ARGUMENT naming the limit when it is over it."""
-        ids = await self._engine.render_prompt(prompt)
-        if len(ids) > self._limit:
-            raise InvalidArgumentError(
-                "prompt",
-                f"is {len(ids)} tokens; the limit of this model service is "
-                f"{self._limit} prompt tokens (limits.max_prompt_tokens)",
-            )
-        return ids
-
-    def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
-        """The wrapped engine's stream."""
-        return self._engine.generate(request)
-
-    async def abort(self, request_id: str) -> None:
-        """Abort in the wrapped engine."""
-        await self._engine.abort(request_id)
-
-    def is_alive(self) -> bool:
-        """Whether the wrapped engine is alive."""
-        return self._engine.is_alive()
-
-    def num_unfinished_requests(self) -> int:
-        """The wrapped engine's unfinished requests."""
-        return self._engine.num_unfinished_requests()
-
-    async def shutdown(self) -> None:
-        """Shut the wrapped engine down."""
-        await self._engine.shutdown()

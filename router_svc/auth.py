@@ -5,6 +5,11 @@ presented key is hashed and compared with every configured digest in constant ti
 to a tenant with permissions (pin a tier, use STREAMING fallback), a cap on concurrent Generate
 streams, a token-bucket request rate and an optional daily spend budget (``usd_per_day``,
 checked against the tenant's cost of the current UTC day before any tier is called).
+
+The servicer talks to a :class:`Gate` and the :class:`Caller` it hands out, and never asks
+whether keys are on: :class:`TenantGate` authenticates and limits tenants; :class:`OpenGate`
+(keys off) and the methods left open (``auth.open_methods``) hand out an :class:`OpenCaller`,
+whose checks all pass and which is charged nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
+import structlog
 import yaml
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
@@ -101,6 +107,80 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class Caller(Protocol):
+    """Who a call is from and the limits that apply to it; a refused check raises."""
+
+    @property
+    def name(self) -> str:
+        """The tenant recorded in the ledger (for an open caller: its ``x-tenant`` label)."""
+        ...
+
+    def check_options(self, tier_hint: str, streaming: bool) -> None:
+        """Refuse options the caller has no permission for (PERMISSION_DENIED)."""
+        ...
+
+    def check_budget(self) -> None:
+        """Refuse a caller whose daily spend budget is used up (RESOURCE_EXHAUSTED)."""
+        ...
+
+    def admit(self) -> None:
+        """Take one request from the caller's rate limit (RESOURCE_EXHAUSTED when over it)."""
+        ...
+
+    def open_stream(self) -> None:
+        """Count one more open stream (RESOURCE_EXHAUSTED at the caller's maximum)."""
+        ...
+
+    def close_stream(self) -> None:
+        """Release a stream counted by :meth:`open_stream`."""
+        ...
+
+    def charge(self, usd: float) -> None:
+        """Add a finished request's cost to the caller's spend of today."""
+        ...
+
+
+class Gate(Protocol):
+    """Turns a call's credentials into its :class:`Caller`."""
+
+    def caller(self, method: str, authorization: str | None, label: str) -> Caller:
+        """The caller of ``method`` (``authorization``: the header, ``label``: ``x-tenant``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class OpenCaller:
+    """A caller no key identifies: every check passes and nothing is counted."""
+
+    name: str
+
+    def check_options(self, tier_hint: str, streaming: bool) -> None:
+        """Every option is allowed (the policy may still refuse a tier hint)."""
+
+    def check_budget(self) -> None:
+        """No budget."""
+
+    def admit(self) -> None:
+        """No rate limit (the router's own stream limit still applies)."""
+
+    def open_stream(self) -> None:
+        """No per-caller stream limit."""
+
+    def close_stream(self) -> None:
+        """Nothing was counted."""
+
+    def charge(self, usd: float) -> None:
+        """Nobody to charge."""
+
+
+class OpenGate:
+    """The gate of a router without keys (``auth.enabled`` off): everyone is an open caller."""
+
+    def caller(self, method: str, authorization: str | None, label: str) -> Caller:
+        """An :class:`OpenCaller` named by the call's ``x-tenant`` label."""
+        return OpenCaller(label)
+
+
 @dataclass(frozen=True)
 class Tenant:
     """An authenticated caller."""
@@ -151,6 +231,8 @@ class TenantGate:
 
     keys: list[ApiKeySettings]
     clock: Clock = time.monotonic
+    open_methods: frozenset[str] = frozenset()
+    """Methods callable without a key (``auth.open_methods``): their callers are open."""
     retry_after_seconds: float = 1.0
     """Delay suggested to a tenant refused for too many concurrent streams."""
     spend: DailySpend = field(default_factory=DailySpend)
@@ -174,6 +256,15 @@ class TenantGate:
         if found is None:
             raise UnauthenticatedError("unknown API key")
         return Tenant(found.tenant, found)
+
+    def caller(self, method: str, authorization: str | None, label: str) -> Caller:
+        """The authenticated tenant (bound to the log context), or an open caller when
+        ``method`` is open; UNAUTHENTICATED without a valid key."""
+        if method in self.open_methods:
+            return OpenCaller(label)
+        tenant = self.authenticate(authorization)
+        structlog.contextvars.bind_contextvars(tenant=tenant.name)
+        return _TenantCaller(self, tenant)
 
     def _state(self, tenant: Tenant) -> _TenantState:
         state = self._states.get(tenant.name)
@@ -224,3 +315,40 @@ class TenantGate:
         """Streams the tenant has open now."""
         state = self._states.get(tenant_name)
         return 0 if state is None else state.streams
+
+
+@dataclass(frozen=True)
+class _TenantCaller:
+    """An authenticated tenant, its checks and counts kept by its :class:`TenantGate`."""
+
+    gate: TenantGate
+    tenant: Tenant
+
+    @property
+    def name(self) -> str:
+        """The tenant's name."""
+        return self.tenant.name
+
+    def check_options(self, tier_hint: str, streaming: bool) -> None:
+        """The tenant's permissions."""
+        self.tenant.check_options(tier_hint, streaming)
+
+    def check_budget(self) -> None:
+        """The tenant's daily spend budget."""
+        self.gate.check_budget(self.tenant)
+
+    def admit(self) -> None:
+        """The tenant's request rate."""
+        self.gate.admit(self.tenant)
+
+    def open_stream(self) -> None:
+        """The tenant's concurrent streams."""
+        self.gate.open_stream(self.tenant)
+
+    def close_stream(self) -> None:
+        """Release one of the tenant's streams."""
+        self.gate.close_stream(self.tenant)
+
+    def charge(self, usd: float) -> None:
+        """Add to the tenant's spend of today."""
+        self.gate.charge(self.tenant, usd)

@@ -2,7 +2,9 @@
 
 A small state machine with no gRPC: it opens one tier stream at a time through an injected
 :data:`TierOpener`, decides what the caller sees, and yields :class:`Forward`,
-:class:`Escalation` and finally one :class:`Outcome`. Token payloads are opaque to it.
+:class:`Escalation` and finally one :class:`Outcome`. Token payloads and the tier's final
+message are opaque to it: they are type parameters (``Payload``, ``Detail``), so what a tier
+client puts in comes out typed at the caller's end.
 
 Modes (``FallbackModeName``):
 
@@ -32,6 +34,7 @@ import enum
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from router_svc.costs import TokenUsage
 from tierroute.errors import InvalidArgumentError, UnavailableError
@@ -54,25 +57,33 @@ class EscalationCauseName(enum.StrEnum):
     TIER_ERROR = "tier_error"
 
 
+# Covariant: the values are read-only, so a chunk of a richer payload is a chunk of a poorer one
+# (the shadow sampler reads any payload with a ``text``).
+Payload = TypeVar("Payload", covariant=True)
+"""What a tier streamed for the caller (the router's tier client: the tier's ``TokenDelta``)."""
+Detail = TypeVar("Detail", covariant=True)
+"""The tier's final message, passed through to the caller (the router's: ``Finished``)."""
+
+
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(Generic[Payload]):
     """Tokens a tier streamed: an opaque payload for the caller plus what the cascade reads."""
 
-    payload: object
+    payload: Payload
     tokens: int
     running_confidence: float
 
 
 @dataclass(frozen=True, slots=True)
-class TierResult:
+class TierResult(Generic[Detail]):
     """The end of a tier's stream."""
 
     finish_reason: int
     prompt_tokens: int
     completion_tokens: int
     confidence: float
-    detail: object = None
-    """Opaque extra (the tier's full confidence message) passed through to the caller."""
+    detail: Detail
+    """Opaque extra (the tier's whole final message) passed through to the caller."""
 
 
 class TierFailure(Exception):
@@ -86,7 +97,7 @@ class TierFailure(Exception):
         self.field = field
 
 
-TierOpener = Callable[[str], AsyncGenerator[Chunk | TierResult, None]]
+TierOpener = Callable[[str], AsyncGenerator[Chunk[Payload] | TierResult[Detail], None]]
 """Opens the request's stream on the named tier; raises :class:`TierFailure` on failure."""
 
 
@@ -105,11 +116,11 @@ class CascadePlan:
 
 
 @dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(Generic[Payload]):
     """Tokens to send to the caller now."""
 
     tier: str
-    chunk: Chunk
+    chunk: Chunk[Payload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,22 +136,22 @@ class Escalation:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Generic[Detail]):
     """The served answer is complete."""
 
     served_tier: str
-    result: TierResult
+    result: TierResult[Detail]
     usages: tuple[TokenUsage, ...]
     escalated: bool
     degraded: bool
     degraded_reason: str
 
 
-CascadeEvent = Forward | Escalation | Outcome
+CascadeEvent = Forward[Payload] | Escalation | Outcome[Detail]
 
 
 @dataclass(slots=True)
-class _Attempt:
+class _Attempt(Generic[Payload, Detail]):
     """One call to one tier and what it produced."""
 
     index: int
@@ -148,22 +159,22 @@ class _Attempt:
     received_tokens: int = 0
     forwarded_chunks: int = 0
     forwarded_tokens: int = 0
-    held: list[Chunk] = field(default_factory=list)
-    result: TierResult | None = None
+    held: list[Chunk[Payload]] = field(default_factory=list)
+    result: TierResult[Detail] | None = None
     error: TierFailure | None = None
     pending_mark: int = 0
     """Escalations pending before this tier's own; kept if its answer ends up served."""
 
 
-class Cascade:
+class Cascade(Generic[Payload, Detail]):
     """One request's walk through the tiers; iterate :meth:`run` once."""
 
-    def __init__(self, plan: CascadePlan, opener: TierOpener) -> None:
+    def __init__(self, plan: CascadePlan, opener: TierOpener[Payload, Detail]) -> None:
         if not 0 <= plan.start < len(plan.tiers):
             raise ValueError(f"start tier index {plan.start} out of range")
         self._plan = plan
         self._open = opener
-        self._attempts: list[_Attempt] = []
+        self._attempts: list[_Attempt[Payload, Detail]] = []
         self._pending: list[Escalation] = []
         self._escalated = False
 
@@ -172,7 +183,7 @@ class Cascade:
         """Tier calls made so far."""
         return len(self._attempts)
 
-    def usages(self, served: _Attempt | None = None) -> tuple[TokenUsage, ...]:
+    def usages(self, served: _Attempt[Payload, Detail] | None = None) -> tuple[TokenUsage, ...]:
         """Tokens per tier call so far (also after a failure, for the cost of wasted tokens).
 
         A call that ended without its ``Finished`` (cancelled early, failed) did not report its
@@ -191,12 +202,14 @@ class Cascade:
             usages.append(TokenUsage(attempt.tier, prompt, completion, attempt is not served))
         return tuple(usages)
 
-    async def run(self) -> AsyncGenerator[CascadeEvent, None]:
+    async def run(self) -> AsyncGenerator[CascadeEvent[Payload, Detail], None]:
         """Serve the request; ends with one :class:`Outcome` or raises a ``TierrouteError``."""
         plan = self._plan
         index = plan.start
         failed: set[int] = set()
-        unconfident: _Attempt | None = None  # latest complete but unconfident answer
+        unconfident: _Attempt[Payload, Detail] | None = (
+            None  # latest complete but unconfident answer
+        )
         degrading = False  # a larger tier failed: serve from the smaller ones, never escalate
         while True:
             tier = plan.tiers[index]
@@ -205,7 +218,7 @@ class Cascade:
                 and plan.mode is not FallbackModeName.DISABLED
                 and index + 1 < len(plan.tiers)
             )
-            attempt = _Attempt(index, tier)
+            attempt: _Attempt[Payload, Detail] = _Attempt(index, tier)
             self._attempts.append(attempt)
             try:
                 async for event in self._serve_tier(attempt, may_escalate):
@@ -272,8 +285,8 @@ class Cascade:
             return
 
     async def _serve_tier(
-        self, attempt: _Attempt, may_escalate: bool
-    ) -> AsyncIterator[CascadeEvent]:
+        self, attempt: _Attempt[Payload, Detail], may_escalate: bool
+    ) -> AsyncIterator[CascadeEvent[Payload, Detail]]:
         """Stream one tier; leaves ``attempt.result`` unset when the early window gave up on it."""
         plan = self._plan
         hold = may_escalate and plan.mode in (
@@ -302,7 +315,7 @@ class Cascade:
         if attempt.result is None:
             raise TierFailure(attempt.tier, "INTERNAL", "stream ended without Finished")
 
-    def _early_exit(self, attempt: _Attempt, running: float) -> None:
+    def _early_exit(self, attempt: _Attempt[Payload, Detail], running: float) -> None:
         plan = self._plan
         attempt.held.clear()
         self._pending.append(
@@ -317,8 +330,10 @@ class Cascade:
             )
         )
 
-    def _forward(self, attempt: _Attempt, chunk: Chunk) -> list[CascadeEvent]:
-        events: list[CascadeEvent] = []
+    def _forward(
+        self, attempt: _Attempt[Payload, Detail], chunk: Chunk[Payload]
+    ) -> list[CascadeEvent[Payload, Detail]]:
+        events: list[CascadeEvent[Payload, Detail]] = []
         if self._pending:
             # The next tier is really serving now: the caller learns of the escalations.
             self._escalated = True
@@ -329,14 +344,16 @@ class Cascade:
         events.append(Forward(attempt.tier, chunk))
         return events
 
-    def _release(self, attempt: _Attempt) -> list[CascadeEvent]:
-        events: list[CascadeEvent] = []
+    def _release(self, attempt: _Attempt[Payload, Detail]) -> list[CascadeEvent[Payload, Detail]]:
+        events: list[CascadeEvent[Payload, Detail]] = []
         held, attempt.held = attempt.held, []
         for chunk in held:
             events.extend(self._forward(attempt, chunk))
         return events
 
-    async def _finish(self, attempt: _Attempt, degraded: bool) -> AsyncIterator[CascadeEvent]:
+    async def _finish(
+        self, attempt: _Attempt[Payload, Detail], degraded: bool
+    ) -> AsyncIterator[CascadeEvent[Payload, Detail]]:
         # The reason names every larger tier that failed, a dead middle tier as well as the
         # last one, since each of them is why a smaller tier's answer is served.
         degraded_reason = (

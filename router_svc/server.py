@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from router_svc.auth import TenantGate, load_keys
+from router_svc.auth import Gate, OpenGate, TenantGate, load_keys
 from router_svc.classifier import Classifier, OnnxClassifier
 from router_svc.config import RouterSettings
 from router_svc.costs import Prices
@@ -42,8 +42,8 @@ class RouterApp:
     metrics: RouterMetrics
     registry: CollectorRegistry
     shadow: ShadowSampler
-    gate: TenantGate | None = None
-    """API keys and per-tenant limits (``auth.enabled``), else None."""
+    gate: Gate
+    """API keys and per-tenant limits (a :class:`TenantGate`, ``auth.enabled``), else open."""
 
     @property
     def port(self) -> int:
@@ -118,10 +118,14 @@ def build_router(
     prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
     ledger = CostLedger(metrics, prices, names[-1], settings.logging.log_prompts)
     shadow = ShadowSampler(settings.shadow, metrics, names[-1], prices[names[-1]])
-    gate = None
+    gate: Gate = OpenGate()
     if settings.auth.enabled:
         keys = load_keys(settings.auth)
-        gate = TenantGate(keys, retry_after_seconds=settings.limits.retry_after_seconds)
+        gate = TenantGate(
+            keys,
+            open_methods=frozenset(settings.auth.open_methods),
+            retry_after_seconds=settings.limits.retry_after_seconds,
+        )
         _log.info("api keys loaded", keys=len(keys), tenants=sorted({k.tenant for k in keys}))
     servicer = RouterServicer(settings, policy, tiers, ledger, metrics, shadow, gate)
     binding = ServiceBinding(

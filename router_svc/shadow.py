@@ -4,7 +4,8 @@ For calibration from a deployment's own traffic: a sampled request that a cheape
 (confidently, without escalation or degradation) is sent again to the largest tier in the
 background once the caller has its answer; the two answers' similarity (0..1, character-level
 ``difflib`` ratio) and the shadow's cost are exported. Off by default (``shadow.sample_rate``
-0); bounded in flight, so shadows never queue up behind real traffic.
+0, and then the sampler never samples: the servicer always has one); bounded in flight, so
+shadows never queue up behind real traffic.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import difflib
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Protocol
 
 import structlog
 from pydantic import Field
@@ -37,7 +38,16 @@ class ShadowSettings(Section):
     """Shadow requests running at once; a sample beyond it is dropped."""
 
 
-ShadowOpener = Callable[[], AsyncIterator[Chunk | TierResult]]
+class TextPayload(Protocol):
+    """What the sampler reads of a tier's chunk (the router's: the tier's ``TokenDelta``)."""
+
+    @property
+    def text(self) -> str:
+        """The chunk's text."""
+        ...
+
+
+ShadowOpener = Callable[[], AsyncIterator[Chunk[TextPayload] | TierResult[object]]]
 """Opens the shadow call on the largest tier."""
 
 
@@ -84,13 +94,13 @@ class ShadowSampler:
 
     async def _run(self, served_tier: str, served_text: str, opener: ShadowOpener) -> None:
         parts: list[str] = []
-        result: TierResult | None = None
+        result: TierResult[object] | None = None
         try:
             async for item in opener():
                 if isinstance(item, TierResult):
                     result = item
                 else:
-                    parts.append(_text(item.payload))
+                    parts.append(item.payload.text)
         except Exception as exc:  # a failed shadow is only a lost sample
             _log.info("shadow request failed", error=repr(exc))
             return
@@ -115,8 +125,3 @@ class ShadowSampler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _text(payload: Any) -> str:
-    # The payload is the tier's delta message; only its text matters here.
-    return str(getattr(payload, "text", ""))

@@ -36,7 +36,7 @@ from router_svc.metrics import RouterMetrics
 from tierroute.errors import DeadlineExceededError, InvalidArgumentError
 from tierroute.status import REQUEST_ID_KEY
 from tierroute.transport import bearer_metadata, open_channel
-from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
+from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 
 MODEL_SERVICE = "tierroute.v1.ModelService"
 # Transient: another attempt (on another replica) may succeed.
@@ -54,6 +54,9 @@ OPEN_RECHECK_SECONDS = 1.0
 # The caller's own deadline is "passed" within this margin: no useful work fits in it.
 _DEADLINE_SLACK_SECONDS = 0.005
 _log = structlog.get_logger("router_svc.tiers")
+
+TierItem = Chunk[common_pb2.TokenDelta] | TierResult[model_service_pb2.Finished]
+"""What a tier stream yields: the tier's deltas, then its ``Finished`` (both passed on as is)."""
 
 
 def _channel_options(health_checks: bool) -> list[tuple[str, object]]:
@@ -174,7 +177,7 @@ class TierClient:
         request: model_service_pb2.GenerateRequest,
         request_id: str,
         deadline: float | None,
-    ) -> AsyncGenerator[Chunk | TierResult, None]:
+    ) -> AsyncGenerator[TierItem, None]:
         """Stream ``request`` from this tier as cascade items.
 
         ``deadline`` is the caller's, on the ``time.monotonic`` clock (``None``: no deadline).
@@ -208,7 +211,7 @@ class TierClient:
                             prompt_tokens=done.usage.prompt_tokens,
                             completion_tokens=done.usage.completion_tokens,
                             confidence=done.confidence.score,
-                            detail=done.confidence,
+                            detail=done,
                         )
                 return
             except grpc.aio.AioRpcError as exc:

@@ -1,7 +1,7 @@
 """The fuzz targets, once per session: the router and two model services, as real processes.
 
 Each model service is ``model_svc``'s own server (servicer, validation, interceptor, health)
-over the scripted engine (``python -m model_svc.scripted``); the router is
+over the scripted engine (``python -m model_svc.scripted_server``); the router is
 ``python -m router_svc`` with its ONNX classifier on (the tokenizer and the model see the odd
 text too) and API keys required. Every case count is printed in the terminal summary and
 written to ``$TIERROUTE_CACHE_DIR/fuzz/counts.json``.
@@ -82,7 +82,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
         for tier, extra in (("small", ["--unsure", "hard"]), ("large", [])):
             started.append(
                 ServiceProcess(
-                    "model_svc.scripted",
+                    "model_svc.scripted_server",
                     ["--tier", tier, "--max-streams", "8", *extra],
                     cwd=ROOT,
                     log_path=logs / f"{tier}.log",

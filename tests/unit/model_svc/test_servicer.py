@@ -199,6 +199,24 @@ async def test_prompt_over_context_mentions_the_limit(make_harness: MakeHarness)
     assert "context length of this model is 64 tokens" in (caught.value.details() or "")
 
 
+async def test_prompt_over_the_token_limit_names_the_limit_and_the_count(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(max_prompt_tokens=8)
+    # The fake engine renders one token per word plus one: 8 words are 9 tokens, 7 are 8.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        _ = [e async for e in h.stub.Generate(text_request("w " * 8), timeout=5)]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    message = caught.value.details() or ""
+    assert "is 9 tokens; the limit of this model service is 8 prompt tokens" in message
+    (bad_request,) = details(caught.value)
+    assert bad_request.field_violations[0].field == "prompt"
+    assert h.engine.requests[1:] == []  # refused before generating
+    assert h.metric("tierroute_model_prompt_tokens_total") == 0  # never processed
+    events = [e async for e in h.stub.Generate(text_request("w " * 7), timeout=5)]
+    assert events[-1].finished.usage.prompt_tokens == 8  # at the limit: served
+
+
 async def test_completion_is_capped_by_the_remaining_context(make_harness: MakeHarness) -> None:
     h = await make_harness(ScriptedEngine(deltas=script(["x"] * 10)))
     # 60-token prompt in a 64-token context leaves room for 4 tokens.

@@ -35,7 +35,7 @@ class FakeTiers:
     closed_early: list[str] = field(default_factory=list)
     """Tiers whose stream was closed before it ended (cancelled)."""
 
-    async def open(self, tier: str) -> AsyncGenerator[Chunk | TierResult, None]:
+    async def open(self, tier: str) -> AsyncGenerator[Chunk[str] | TierResult[None], None]:
         """The stream of ``tier`` as the cascade sees it."""
         self.opened.append(tier)
         script = self.scripts[tier]
@@ -56,6 +56,7 @@ class FakeTiers:
                 prompt_tokens=script.prompt_tokens,
                 completion_tokens=len(script.words),
                 confidence=script.confidence,
+                detail=None,
             )
         finally:
             if not finished:

@@ -142,7 +142,7 @@ async def test_streams_are_released_on_end_and_on_cancel(
         auth = (("authorization", "Bearer k"),)
         events = await collect(stub, request(), metadata=auth)
         assert events[-1].WhichOneof("event") == "finished"
-        assert app.gate is not None
+        assert isinstance(app.gate, TenantGate)
         assert app.gate.open_streams("acme") == 0  # released at the end of the stream
 
         first = stub.Generate(request(), timeout=10, metadata=auth)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from router_svc.cascade import Chunk, TierResult
 from router_svc.costs import Prices
 from router_svc.metrics import RouterMetrics
-from router_svc.shadow import ShadowSampler, ShadowSettings, agreement
+from router_svc.shadow import ShadowSampler, ShadowSettings, TextPayload, agreement
 
 
 def sampler(rate: float, max_in_flight: int = 4) -> ShadowSampler:
@@ -40,15 +43,14 @@ def test_sampling_rate_is_respected(rate: float) -> None:
 async def test_in_flight_shadows_are_bounded_and_cancelled_on_close() -> None:
     s = sampler(1.0, max_in_flight=1)
 
-    async def never() -> object:  # a shadow that hangs until cancelled
-        import asyncio
-
+    async def never() -> AsyncIterator[Chunk[TextPayload] | TierResult[object]]:
+        # A shadow that hangs until cancelled.
         await asyncio.Event().wait()
-        yield None  # pragma: no cover
+        yield TierResult(0, 0, 0, 0.0, None)  # pragma: no cover
 
-    assert s.submit("small", "x", never)  # type: ignore[arg-type]
-    assert not s.submit("small", "y", never)  # type: ignore[arg-type]
-    assert not s.submit("large", "z", never)  # type: ignore[arg-type]
+    assert s.submit("small", "x", never)
+    assert not s.submit("small", "y", never)
+    assert not s.submit("large", "z", never)
     assert s.in_flight == 1
     await s.close()
     assert s.in_flight == 0

@@ -1,5 +1,6 @@
-"""Routing facts as ``tierroute.v1`` messages: the decision, an escalation, the final summary,
-and the status of an exhausted budget. Pure conversions; the servicer decides when to send them.
+"""The router's stream events as ``tierroute.v1`` messages: the decision, an escalation, the
+final summary, and the status of an exhausted budget. Pure conversions; the servicer decides
+when to send them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from router_svc.costs import CostBreakdown
 from router_svc.ledger import BudgetExhaustedError
 from router_svc.policy import RoutingDecision
 from tierroute.status import to_rpc_status
-from tierroute.v1 import common_pb2, router_service_pb2
+from tierroute.v1 import common_pb2, model_service_pb2, router_service_pb2
 
 _CAUSES = {
     "low_confidence": router_service_pb2.ESCALATION_CAUSE_LOW_CONFIDENCE,
@@ -48,12 +49,15 @@ def escalated_pb(event: Escalation) -> router_service_pb2.Escalated:
 
 
 def finished_pb(
-    outcome: Outcome, costs: CostBreakdown, ttft_seconds: float | None, total_seconds: float
+    outcome: Outcome[model_service_pb2.Finished],
+    costs: CostBreakdown,
+    ttft_seconds: float | None,
+    total_seconds: float,
 ) -> router_service_pb2.RouterFinished:
     """The stream's last event: served tier, usage and cost per tier, savings, confidence."""
     finished = router_service_pb2.RouterFinished(
         served_tier=outcome.served_tier,
-        finish_reason=outcome.result.finish_reason,  # type: ignore[arg-type]
+        finish_reason=outcome.result.detail.finish_reason,
         tier_usage=[
             router_service_pb2.TierUsage(
                 tier=u.tier,
@@ -73,11 +77,8 @@ def finished_pb(
         degraded_reason=outcome.degraded_reason,
         ttft_ms=(ttft_seconds or total_seconds) * 1000,
         total_ms=total_seconds * 1000,
+        confidence=outcome.result.detail.confidence,
     )
-    if isinstance(outcome.result.detail, common_pb2.Confidence):
-        finished.confidence.CopyFrom(outcome.result.detail)
-    else:
-        finished.confidence.score = outcome.result.confidence
     return finished
 
 

@@ -1,11 +1,12 @@
 """The real model service over the scripted engine, as its own process (tests, soaks, demos).
 
-``python -m model_svc.scripted --tier T --port P --metrics-port M [knobs]`` runs ``model_svc``'s
-own ``ModelServer`` (servicer, validation, confidence, metrics, JSON logs, health, ``/metrics``,
-peer auth and TLS from ``TIERROUTE_*``) with :class:`~model_svc.engines.scripted.ScriptedEngine`
-in place of vLLM: processes start in about a second and answer in milliseconds, so what a test
-measures is the services, not an engine. Every field of the :class:`Script` has a flag (see
-``--help``); ``--rules FILE`` reads prompt-to-answer rules from JSON::
+``python -m model_svc.scripted_server --tier T --port P --metrics-port M [knobs]`` runs
+``model_svc``'s own ``ModelServer`` (servicer, validation, confidence, metrics, JSON logs, health,
+``/metrics``, peer auth and TLS from ``TIERROUTE_*``) with
+:class:`~model_svc.engines.scripted.ScriptedEngine` in place of vLLM: processes start in about a
+second and answer in milliseconds, so what a test measures is the services, not an engine. Every
+field of the :class:`Script` has a flag (see ``--help``); ``--rules FILE`` reads prompt-to-answer
+rules from JSON::
 
     [{"contains": "def add(", "tokens": ["    return a + b\\n"], "logprob": -0.02},
      {"contains": "", "answer": "I do not know.", "logprob": -2.5}]
@@ -41,7 +42,9 @@ def load_rules(path: Path) -> tuple[Rule, ...]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The service flags and the script's knobs."""
-    parser = argparse.ArgumentParser(prog="python -m model_svc.scripted", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m model_svc.scripted_server", description=__doc__
+    )
     parser.add_argument("--tier", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
