@@ -1,0 +1,57 @@
+"""Holding the quality promise on live traffic: judged samples, monitor, threshold controller.
+
+What belongs here: the gRPC-free domain core that turns judged shadow samples into evidence —
+the sample record and its store (:mod:`.samples`), the adaptive sampling rate
+(:mod:`.sampling`), the served-quality estimate with its confidence bounds (:mod:`.monitor`),
+the escalation threshold certified by Learn-then-Test (:mod:`.controller`), the learned
+escalation score (:mod:`.escalation_score`), their metrics (:mod:`.metrics`) and settings
+(:mod:`.settings`). What does not: judging itself, the shadow calls and anything that speaks
+gRPC; those feed samples in and read thresholds out.
+"""
+
+from router_svc.quality.controller import (
+    LttResult,
+    ThresholdChange,
+    ThresholdController,
+    TierThreshold,
+    choose_threshold,
+)
+from router_svc.quality.escalation_score import ScoreModel
+from router_svc.quality.metrics import QualityMetrics
+from router_svc.quality.monitor import (
+    CostTotals,
+    QualityEstimate,
+    QualityMonitor,
+    QualityReport,
+    savings_ratio,
+)
+from router_svc.quality.samples import (
+    InProcessSampleStore,
+    JudgedSample,
+    SampleFormatError,
+    SampleStore,
+)
+from router_svc.quality.sampling import AdaptiveSampler, SamplingDecision
+from router_svc.quality.settings import QualitySettings
+
+__all__ = [
+    "AdaptiveSampler",
+    "CostTotals",
+    "InProcessSampleStore",
+    "JudgedSample",
+    "LttResult",
+    "QualityEstimate",
+    "QualityMetrics",
+    "QualityMonitor",
+    "QualityReport",
+    "QualitySettings",
+    "SampleFormatError",
+    "SampleStore",
+    "SamplingDecision",
+    "ScoreModel",
+    "ThresholdChange",
+    "ThresholdController",
+    "TierThreshold",
+    "choose_threshold",
+    "savings_ratio",
+]

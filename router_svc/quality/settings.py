@@ -1,0 +1,57 @@
+"""Settings of the quality loop: the promise, the evidence it needs, sampling, storage, pins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from tierroute.config import Section
+
+Threshold = Annotated[float, Field(ge=0, le=1)]
+
+
+class QualitySettings(Section):
+    """Judged samples, the quality monitor, the threshold controller and the learned score."""
+
+    target: float = Field(default=0.95, gt=0, le=1)
+    """Quality ratio promised, relative to serving everything on the largest tier."""
+    delta: float = Field(default=0.1, gt=0, lt=1)
+    """Risk: the promise holds with confidence ``1 - delta``."""
+    min_samples: int = Field(default=30, ge=1)
+    """Judged samples a tier needs before its threshold moves from the start value."""
+    start_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Threshold before evidence (e.g. the offline fit); None: the policy's fallback threshold."""
+    grid_step: float = Field(default=0.01, gt=0, le=0.5)
+    """Spacing of the candidate thresholds tested from 1 downwards."""
+    refit_every: int = Field(default=50, ge=1)
+    """New judged samples of a tier between refits of its score model and threshold."""
+    window: int = Field(default=2000, ge=1)
+    """Most recent samples of a tier the controller and the score model learn from."""
+    store_path: Path | None = None
+    """JSON Lines file the samples are saved to on shutdown and loaded from on start."""
+    store_capacity: int = Field(default=20000, ge=1)
+    """Samples kept in memory (all tiers); the oldest are dropped beyond it."""
+    state_path: Path | None = None
+    """JSON file the controller's state (thresholds, evidence, pins) is saved to."""
+    initial_rate: float = Field(default=0.2, ge=0, le=1)
+    """Share of cheaper-served requests shadowed while a tier has fewer than ``min_samples``."""
+    floor_rate: float = Field(default=0.01, ge=0, le=1)
+    """Lowest sampling rate, however much evidence there is (traffic drifts)."""
+    escalated_rate_factor: float = Field(default=0.25, ge=0, le=1)
+    """Escalated requests are shadowed at the rate times this factor."""
+    score_min_samples: int = Field(default=30, ge=1)
+    """Samples of each class (acceptable, not) before the learned score replaces the prior."""
+    score_l2: float = Field(default=1.0, gt=0)
+    """L2 penalty of the learned score's logistic regression (standardised features)."""
+    score_isotonic: bool = False
+    """Recalibrate the learned score by isotonic regression."""
+    pinned: dict[str, Threshold] = Field(default_factory=dict)
+    """Operator-pinned thresholds by tier; they win over the controller and saved pins."""
+
+    @model_validator(mode="after")
+    def _rates_ordered(self) -> QualitySettings:
+        if self.floor_rate > self.initial_rate:
+            raise ValueError("floor_rate must not exceed initial_rate")
+        return self
