@@ -8,7 +8,9 @@ scores traces the policy's quality / strong-call-share curve.
 - ``rules+classifier``: what the router does — a rule's decision first, the classifier otherwise.
   For the sweep, a rule sending a prompt to the largest tier ranks it below every classifier
   score (it goes strong first) and a rule sending it to the cheapest ranks it above (strong
-  last); at any threshold in [0, 1] the routing equals the router's.
+  last); at any threshold in [0, 1] the routing equals the router's
+  (``RoutingPolicy.decide``): ``tests/unit/evaluation/test_policy_parity.py`` checks this on
+  random scores, thresholds and rule matches.
 - ``random``: uniform random scores (seeded); threshold = the target strong-call share.
 - ``oracle``: knows the outcomes: score = weak quality - strong quality, so the prompts where
   the strong model gains most go strong first; threshold 0 (strong only where it is better).
