@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -55,10 +55,12 @@ class Clock:
         return self.now
 
 
-def controller(path: Path | None = None, **kwargs: object) -> ThresholdController:
+def controller(
+    path: Path | None = None, pinned: Mapping[str, float] | None = None
+) -> ThresholdController:
     return ThresholdController(
-        ["small", "medium"], 0.65, min_samples=30, state_path=path, clock=Clock(), **kwargs
-    )  # type: ignore[arg-type]
+        ["small", "medium"], 0.65, min_samples=30, state_path=path, clock=Clock(), pinned=pinned
+    )
 
 
 def test_grid_runs_from_one_down_to_zero() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,7 +36,8 @@ def test_features_are_read_only() -> None:
 )
 def test_out_of_range_values_are_rejected(field: str, value: float) -> None:
     with pytest.raises(SampleFormatError, match=field):
-        sample(**{field: value})
+        overrides: dict[str, Any] = {field: value}
+        sample(**overrides)
 
 
 @pytest.mark.parametrize(
