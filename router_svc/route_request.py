@@ -1,21 +1,26 @@
-"""The router's request as a validated value: read once from the protobuf, at the servicer.
+"""The router's request as a validated value: read once from the protobuf, on arrival.
 
-:class:`RouteRequest` is what the policy, the cascade, the ledger and the metrics work from;
-:meth:`RouteRequest.from_generate` and :meth:`RouteRequest.from_route` check a message (every
-:class:`InvalidArgumentError` names the offending field) and convert it. The routing text (what
-the rules and the classifier read) is a raw prompt's text or a chat's last user message. The
-prompt and decoding parameters are not interpreted by the router: they are kept as received
-and passed on unchanged in each tier's request (:meth:`RouteRequest.tier_request`).
+:func:`read_generate` and :func:`read_route` read and check a message in one pass and return an
+:class:`Arrival`. Its verdict is a :class:`RouteRequest` — what the policy, the cascade, the
+ledger and the metrics work from — or the :class:`InvalidArgumentError` naming the offending
+field. The servicer delivers that verdict only after the caller passed the gate (a caller
+without a valid key learns nothing about its request), so the arrival also carries what the
+gate's checks and the prompt log read before then.
+
+The routing text (what the rules and the classifier read) is a raw prompt's text or a chat's
+last user message. The prompt and decoding parameters are not interpreted by the router: they
+are kept as received, to be passed on unchanged in each tier's request.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from router_svc.cascade import FallbackModeName
 from router_svc.config import LimitsSettings
 from tierroute.errors import InvalidArgumentError
-from tierroute.v1 import common_pb2, model_service_pb2, router_service_pb2
+from tierroute.v1 import common_pb2, router_service_pb2
 
 MAX_REQUEST_ID_CHARS = 128
 MAX_STOP_STRINGS = 8
@@ -41,10 +46,6 @@ class RouteRequest:
     """What the rules and the classifier read (see the module docstring)."""
     tier_hint: str
     """The tier the caller pinned (empty: let the policy decide)."""
-    prompt_bytes: int
-    """UTF-8 bytes of all the prompt's text."""
-    prompt_messages: int
-    """Chat messages of the prompt (0 for a raw text prompt)."""
     fallback_mode: FallbackModeName | None
     """The cascade mode asked for; ``None``: the server default."""
     fallback_threshold: float | None
@@ -53,94 +54,76 @@ class RouteRequest:
     """The caller's cap on the worst-case cost; ``None``: no cap."""
     max_tokens: int
     """Completion cap asked for (0: the server default)."""
+    worst_case_prompt_tokens: int
+    """Upper bound of the prompt's tokens: a BPE token covers at least one byte, and a chat
+    template adds at most ``TEMPLATE_TOKENS_PER_MESSAGE`` per message."""
     prompt: common_pb2.Prompt
     """Passed on to the tiers as received (the router does not interpret it)."""
     sampling: common_pb2.SamplingParams
     """Passed on to the tiers as received."""
 
-    @classmethod
-    def from_generate(
-        cls,
-        request: router_service_pb2.RouterServiceGenerateRequest,
-        limits: LimitsSettings,
-        *,
-        request_id: str,
-        routing_text: str,
-    ) -> RouteRequest:
-        """Check a Generate request and convert it.
 
-        ``request_id`` is the id resolved by the servicer (the caller's when usable, see
-        :func:`usable_request_id`); ``routing_text`` is :func:`routing_text` of the prompt,
-        which the servicer reads on arrival (the prompt log needs it even for a request refused
-        before validation) so that it is computed once.
-        """
-        if not usable_request_id(request.request_id):
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A message as read on arrival, before the caller is known."""
+
+    request_id: str
+    """The id the request is served and logged under (see :func:`read_generate`)."""
+    routing_text: str
+    """Also what the prompt log records (``logging.log_prompts``), even for a refused request."""
+    tier_hint: str
+    """For the caller's permission to pin a tier."""
+    streaming: bool
+    """Whether STREAMING fallback is asked for (a permission too)."""
+    verdict: RouteRequest | InvalidArgumentError
+    """The validated request, or what is wrong with it (to be raised once the caller is known)."""
+
+
+def read_generate(
+    request: router_service_pb2.RouterServiceGenerateRequest,
+    limits: LimitsSettings,
+    metadata_id: str,
+) -> Arrival:
+    """Read and check a Generate request.
+
+    Its id is the caller's when it may travel in gRPC metadata (an id that may not is refused
+    by validation, and not used until then), else ``metadata_id`` (the id the call's metadata
+    carries), else a fresh one.
+    """
+    usable = usable_request_id(request.request_id)
+    request_id = (request.request_id if usable else "") or metadata_id or uuid.uuid4().hex
+    text = routing_text(request.prompt)
+    verdict: RouteRequest | InvalidArgumentError
+    try:
+        if not usable:
             raise InvalidArgumentError(
                 "request_id", f"at most {MAX_REQUEST_ID_CHARS} printable ASCII characters"
             )
         size = _validate_prompt(request.prompt, request.HasField("prompt"), limits)
         _validate_sampling(request.sampling, limits)
-        return cls._build(
-            request.prompt, request.options, request.sampling, size, request_id, routing_text
+        verdict = _route_request(
+            request.prompt, request.options, request.sampling, size, request_id, text
         )
+    except InvalidArgumentError as exc:
+        verdict = exc
+    return Arrival(
+        request_id, text, request.options.tier_hint, _streaming(request.options), verdict
+    )
 
-    @classmethod
-    def from_route(
-        cls, request: router_service_pb2.RouteRequest, limits: LimitsSettings
-    ) -> RouteRequest:
-        """Check a Route request (prompt and options only: nothing is generated) and convert it."""
+
+def read_route(request: router_service_pb2.RouteRequest, limits: LimitsSettings) -> Arrival:
+    """Read and check a Route request (prompt and options only: nothing is generated)."""
+    text = routing_text(request.prompt)
+    verdict: RouteRequest | InvalidArgumentError
+    try:
         size = _validate_prompt(request.prompt, request.HasField("prompt"), limits)
-        return cls._build(
-            request.prompt,
-            request.options,
-            common_pb2.SamplingParams(),
-            size,
-            "",
-            routing_text(request.prompt),
+        verdict = _route_request(
+            request.prompt, request.options, common_pb2.SamplingParams(), size, "", text
         )
-
-    @classmethod
-    def _build(
-        cls,
-        prompt: common_pb2.Prompt,
-        options: router_service_pb2.RouteOptions,
-        sampling: common_pb2.SamplingParams,
-        prompt_bytes: int,
-        request_id: str,
-        text: str,
-    ) -> RouteRequest:
-        _validate_options(options)
-        return cls(
-            request_id=request_id,
-            routing_text=text,
-            tier_hint=options.tier_hint,
-            prompt_bytes=prompt_bytes,
-            prompt_messages=len(prompt.chat.messages) if prompt.WhichOneof("kind") == "chat" else 0,
-            fallback_mode=_MODES.get(options.fallback_mode),
-            fallback_threshold=(
-                options.fallback_threshold if options.HasField("fallback_threshold") else None
-            ),
-            max_cost_usd=options.max_cost_usd if options.HasField("max_cost_usd") else None,
-            max_tokens=sampling.max_tokens,
-            prompt=prompt,
-            sampling=sampling,
-        )
-
-    def worst_case_tokens(self, default_max_tokens: int) -> tuple[int, int]:
-        """Upper bounds of (prompt, completion) tokens: a BPE token covers at least one byte."""
-        prompt = self.prompt_bytes + TEMPLATE_TOKENS_PER_MESSAGE * self.prompt_messages
-        return prompt, self.max_tokens or default_max_tokens
-
-    def tier_request(self, request_id: str) -> model_service_pb2.GenerateRequest:
-        """The model service request that asks a tier for this request's answer."""
-        return model_service_pb2.GenerateRequest(
-            prompt=self.prompt, sampling=self.sampling, request_id=request_id
-        )
-
-
-def streaming_requested(options: router_service_pb2.RouteOptions) -> bool:
-    """Whether the options ask for STREAMING fallback (a permission, checked before validation)."""
-    return options.fallback_mode == router_service_pb2.FALLBACK_MODE_STREAMING
+    except InvalidArgumentError as exc:
+        verdict = exc
+    # Route never streams: the STREAMING permission is not asked for.
+    return Arrival("", text, request.options.tier_hint, False, verdict)
 
 
 def usable_request_id(request_id: str) -> bool:
@@ -160,6 +143,36 @@ def routing_text(prompt: common_pb2.Prompt) -> str:
         if message.role == common_pb2.ROLE_USER:
             return message.content
     return ""
+
+
+def _streaming(options: router_service_pb2.RouteOptions) -> bool:
+    return options.fallback_mode == router_service_pb2.FALLBACK_MODE_STREAMING
+
+
+def _route_request(
+    prompt: common_pb2.Prompt,
+    options: router_service_pb2.RouteOptions,
+    sampling: common_pb2.SamplingParams,
+    prompt_bytes: int,
+    request_id: str,
+    text: str,
+) -> RouteRequest:
+    _validate_options(options)
+    messages = len(prompt.chat.messages) if prompt.WhichOneof("kind") == "chat" else 0
+    return RouteRequest(
+        request_id=request_id,
+        routing_text=text,
+        tier_hint=options.tier_hint,
+        fallback_mode=_MODES.get(options.fallback_mode),
+        fallback_threshold=(
+            options.fallback_threshold if options.HasField("fallback_threshold") else None
+        ),
+        max_cost_usd=options.max_cost_usd if options.HasField("max_cost_usd") else None,
+        max_tokens=sampling.max_tokens,
+        worst_case_prompt_tokens=prompt_bytes + TEMPLATE_TOKENS_PER_MESSAGE * messages,
+        prompt=prompt,
+        sampling=sampling,
+    )
 
 
 def _validate_prompt(prompt: common_pb2.Prompt, present: bool, limits: LimitsSettings) -> int:

@@ -1,11 +1,12 @@
 """``tierroute.v1.RouterService``: a thin adapter between the protos and the routing domain.
 
-Generate: authenticate (the gate's caller), check the caller's spend budget, validate the
-message into a :class:`~router_svc.route_request.RouteRequest` (the only place the request is
-read from the protobuf), admit, decide (policy), run the cascade over the tier clients, convert
-its events to the stream, record the request in the cost ledger and charge its cost to the
-caller. Errors are raised as domain errors; the server's interceptor maps them to gRPC statuses
-(an exhausted budget adds a ``QuotaFailure``); the messages themselves are built in
+Generate: read the message once (:func:`~router_svc.route_request.read_generate`: the only place the
+request is read from the protobuf), authenticate (the gate's caller), check the caller's permissions
+and spend budget, admit, deliver the validation verdict (a
+:class:`~router_svc.route_request.RouteRequest`), decide (policy), run the cascade over the tier
+clients, convert its events to the stream, record the request in the cost ledger and charge its cost
+to the caller. Errors are raised as domain errors; the server's interceptor maps them to gRPC
+statuses (an exhausted budget adds a ``QuotaFailure``); the messages themselves are built in
 :mod:`router_svc.events`.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -29,18 +29,14 @@ from router_svc.costs import CostBreakdown, token_cost
 from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
-from router_svc.route_request import (
-    RouteRequest,
-    routing_text,
-    streaming_requested,
-    usable_request_id,
-)
+from router_svc.route_request import Arrival, RouteRequest, read_generate, read_route
 from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierItem, TierPool
 from tierroute.errors import CancelledError as CallerGoneError
 from tierroute.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
+    InvalidArgumentError,
     OverloadedError,
     TierrouteError,
 )
@@ -59,6 +55,20 @@ def _metadata(context: Context, key: str) -> str:
         if name == key and isinstance(value, str):
             return value[:128]
     return ""
+
+
+def _accepted(arrival: Arrival) -> RouteRequest:
+    """The validated request; raises what validation found (once the caller passed the gate)."""
+    if isinstance(arrival.verdict, InvalidArgumentError):
+        raise arrival.verdict
+    return arrival.verdict
+
+
+def _tier_request(route: RouteRequest, request_id: str) -> model_service_pb2.GenerateRequest:
+    """The model service request for ``route`` (prompt and sampling passed on as received)."""
+    return model_service_pb2.GenerateRequest(
+        prompt=route.prompt, sampling=route.sampling, request_id=request_id
+    )
 
 
 class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
@@ -88,11 +98,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: router_service_pb2.RouteRequest, context: Context
     ) -> router_service_pb2.RouteResponse:
         """Decide the tier of a prompt without generating."""
+        arrival = read_route(request, self._settings.limits)
         caller = self._authenticate(context, "Route")
-        caller.check_options(request.options.tier_hint, streaming=False)
+        caller.check_options(arrival.tier_hint, arrival.streaming)
         caller.admit()
-        route = RouteRequest.from_route(request, self._settings.limits)
-        decision = await self._decide(route)
+        decision = await self._decide(_accepted(arrival))
         return router_service_pb2.RouteResponse(decision=event_pb.decision_pb(decision))
 
     async def ListTiers(
@@ -128,28 +138,21 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         started = time.monotonic()
         remaining = context.time_remaining()
         deadline = None if remaining is None else started + remaining
-        # An id that cannot go into metadata is refused by validation; until then it is not used.
-        caller_id = request.request_id if usable_request_id(request.request_id) else ""
-        request_id = caller_id or _metadata(context, REQUEST_ID_KEY) or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        # Read once, on arrival: the prompt log keeps it even for a request refused below.
-        text = routing_text(request.prompt)
-        run = _Run(request_id, OpenCaller(_metadata(context, TENANT_KEY)), started)
+        limits = self._settings.limits
+        arrival = read_generate(request, limits, _metadata(context, REQUEST_ID_KEY))
+        structlog.contextvars.bind_contextvars(request_id=arrival.request_id)
+        run = _Run(arrival.request_id, OpenCaller(_metadata(context, TENANT_KEY)), started)
         if self._settings.logging.log_prompts:
-            run.prompt_text = text
+            # Even for a request refused below: the log says what was asked.
+            run.prompt_text = arrival.routing_text
         admitted = False
         try:
             run.caller = self._authenticate(context, "Generate")
-            run.caller.check_options(
-                request.options.tier_hint, streaming_requested(request.options)
-            )
+            run.caller.check_options(arrival.tier_hint, arrival.streaming)
             # Before the rate limit: a refused request should not use up the caller's rate.
             run.caller.check_budget()
             run.caller.admit()
-            limits = self._settings.limits
-            route = RouteRequest.from_generate(
-                request, limits, request_id=request_id, routing_text=text
-            )
+            route = _accepted(arrival)
             if self._active >= limits.max_concurrent_streams:
                 raise OverloadedError(
                     f"{self._active} streams in flight (limit {limits.max_concurrent_streams})",
@@ -269,7 +272,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             early_window_tokens=policy.early_window_tokens,
         )
         request_id = route.request_id
-        tier_request = route.tier_request(request_id)
+        tier_request = _tier_request(route, request_id)
 
         def open_tier(tier: str) -> AsyncGenerator[TierItem, None]:
             return self._tiers[tier].generate(tier_request, request_id, deadline)
@@ -278,7 +281,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
 
     def _submit_shadow(self, route: RouteRequest, served_tier: str, text: list[str]) -> None:
         shadow_id = f"{route.request_id}:shadow"
-        shadow_request = route.tier_request(shadow_id)
+        shadow_request = _tier_request(route, shadow_id)
         largest = self._tiers[self._names[-1]]
         # No caller deadline: the caller is gone; the tier's own timeout bounds the shadow.
         self._shadow.submit(
@@ -290,8 +293,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     def _check_budget(self, route: RouteRequest, tier: str) -> None:
         if route.max_cost_usd is None:
             return
-        prompt_tokens, completion_tokens = route.worst_case_tokens(self._settings.limits.max_tokens)
-        worst = token_cost(prompt_tokens, completion_tokens, self._ledger.prices[tier])
+        max_tokens = route.max_tokens or self._settings.limits.max_tokens
+        worst = token_cost(route.worst_case_prompt_tokens, max_tokens, self._ledger.prices[tier])
         if worst > route.max_cost_usd:
             raise FailedPreconditionError(
                 f"worst-case cost {worst:.6f} USD on tier {tier} exceeds options.max_cost_usd "
