@@ -19,13 +19,14 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard
 
-from observability import dashboard_cost, dashboard_routing, dashboard_tiers
+from observability import dashboard_cost, dashboard_quality, dashboard_routing, dashboard_tiers
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "helm" / "tierroute" / "files" / "dashboards"
 
 # File name (the dashboard uid) -> builder, one per dashboard.
 DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
     f"{dashboard_cost.UID}.json": dashboard_cost.build,
+    f"{dashboard_quality.UID}.json": dashboard_quality.build,
     f"{dashboard_routing.UID}.json": dashboard_routing.build,
     f"{dashboard_tiers.UID}.json": dashboard_tiers.build,
 }

@@ -1,4 +1,4 @@
-"""Building blocks shared by the three dashboards: queries, variables, thresholds and the grid.
+"""Building blocks shared by the dashboards: queries, variables, thresholds and the grid.
 
 Panels are positioned here rather than by the SDK's builder, which lets a panel overflow the
 24-column grid instead of wrapping it; :class:`Layout` wraps, numbers panels and gives every
@@ -172,7 +172,7 @@ class Layout:
 def finish(
     builder: dashboard_builders.Dashboard, layout: Layout, uid: str, description: str
 ) -> dashboard.Dashboard:
-    """The dashboard model with the settings all three share and the laid-out panels."""
+    """The dashboard model with the settings all of them share and the laid-out panels."""
     model = (
         builder.uid(uid)
         .description(description)

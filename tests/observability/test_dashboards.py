@@ -24,6 +24,7 @@ from .promql import (
 
 EXPECTED = {
     "tierroute-cost.json": "tierroute / Cost & savings",
+    "tierroute-quality.json": "tierroute / Quality",
     "tierroute-routing.json": "tierroute / Routing",
     "tierroute-tiers.json": "tierroute / Tiers",
 }
@@ -43,7 +44,7 @@ def test_generated_json_matches_the_generator() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_three_dashboards_are_shipped(dashboards: dict[str, dict[str, Any]]) -> None:
+def test_the_four_dashboards_are_shipped(dashboards: dict[str, dict[str, Any]]) -> None:
     assert {name: d["title"] for name, d in dashboards.items()} == EXPECTED
     for name, dashboard in dashboards.items():
         assert dashboard["uid"] == Path(name).stem

@@ -48,6 +48,27 @@ NOT_EXERCISED = {
     "tierroute_router_shadow_cost_usd_total",
     "tierroute_router_tier_errors_total",
     "namespace:tierroute_router_shadow_agreement:mean_rate1h",
+    # The quality loop (judged samples, monitor, controller) is off in this stack.
+    "tierroute_router_quality_ratio",
+    "tierroute_router_quality_ratio_lower_bound",
+    "tierroute_router_quality_samples",
+    "tierroute_router_quality_target",
+    "tierroute_router_quality_savings_ratio",
+    "tierroute_router_escalation_threshold",
+    "tierroute_router_escalation_threshold_samples",
+    "tierroute_router_escalation_threshold_pinned",
+    "tierroute_router_escalation_threshold_last_change_timestamp_seconds",
+    "tierroute_router_judged_samples_total",
+    "tierroute_router_judge_cost_usd_total",
+    "namespace_tier:tierroute_router_quality_samples:sum",
+    "namespace_tier:tierroute_router_quality_ratio:weighted_mean",
+    "namespace_tier:tierroute_router_quality_ratio_lower_bound:min",
+    "namespace:tierroute_router_quality_target:max",
+    "namespace_tier_judge_verdict:tierroute_router_judged_samples:rate1h",
+    "namespace_tier:tierroute_router_judged_acceptable:ratio_rate1h",
+    "namespace:tierroute_router_quality_cost_usd:rate1h",
+    "namespace:tierroute_router_quality_cost_ratio:rate1h",
+    "namespace:tierroute_router_net_savings_ratio:rate1h",
 }
 
 
