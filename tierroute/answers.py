@@ -11,11 +11,16 @@ Two kinds of gold answer:
   letter standing alone at the start (``B``, ``(B)``, ``B.``, ``B)``).
 
 A text with no usable answer scores wrong.
+
+:func:`final_span` locates, in character offsets, the part of an answer that carries its result
+(the final number, the chosen letter, the last fenced code block, else the final sentence), so
+confidence statistics can be taken over that span alone.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -33,17 +38,23 @@ _LEADING_CHOICE = re.compile(r"^\s*(?i:option\s*)?[(\[]?([A-J])(?:[)\].:,]|\s|$)
 
 def normalise_number(text: str) -> str | None:
     """The final number of ``text`` in canonical form (``"1,000.50"`` → ``"1000.5"``), or None."""
-    tail = text
+    found = _final_number(text)
+    return _canonical(text[found[0] : found[1]]) if found else None
+
+
+def _final_number(text: str) -> tuple[int, int] | None:
+    """Offsets of the number :func:`normalise_number` reads: the first after the last marker,
+    else the last in the text."""
     markers = list(_MARKER.finditer(text))
     if markers:
-        after = text[markers[-1].end() :]
-        if _NUMBER.search(after):
-            tail = after
-            match = _NUMBER.search(after)
-            assert match is not None
-            return _canonical(match.group(0))
-    numbers = _NUMBER.findall(tail)
-    return _canonical(numbers[-1]) if numbers else None
+        start = markers[-1].end()
+        # Search the slice, not text from ``start``: the pattern's look-behind must not see
+        # the marker's last character, exactly as when the tail is read on its own.
+        match = _NUMBER.search(text[start:])
+        if match:
+            return start + match.start(), start + match.end()
+    numbers = list(_NUMBER.finditer(text))
+    return (numbers[-1].start(), numbers[-1].end()) if numbers else None
 
 
 def _canonical(raw: str) -> str | None:
@@ -59,11 +70,17 @@ def _canonical(raw: str) -> str | None:
 
 def normalise_choice(text: str) -> str | None:
     """The chosen letter (upper case) of ``text``, or None."""
-    explicit = _EXPLICIT_CHOICE.findall(text)
+    found = _final_choice(text)
+    return text[found[0] : found[1]].upper() if found else None
+
+
+def _final_choice(text: str) -> tuple[int, int] | None:
+    """Offsets of the letter :func:`normalise_choice` reads."""
+    explicit = list(_EXPLICIT_CHOICE.finditer(text))
     if explicit:
-        return str(explicit[-1]).upper()
+        return explicit[-1].start(1), explicit[-1].end(1)
     leading = _LEADING_CHOICE.match(text)
-    return leading.group(1).upper() if leading else None
+    return (leading.start(1), leading.end(1)) if leading else None
 
 
 def normalise(text: str, kind: AnswerKind) -> str | None:
@@ -80,3 +97,79 @@ def is_correct(text: str, gold: str, kind: AnswerKind) -> bool:
     answer = normalise(text, kind)
     expected = normalise(gold, kind)
     return answer is not None and answer == expected
+
+
+SpanKind = Literal["number", "choice", "code", "sentence"]
+SPAN_KINDS: tuple[SpanKind, ...] = ("number", "choice", "code", "sentence")
+
+_FENCE = re.compile(r"^[ \t]*```", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+|\n\s*")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where an answer's result sits: ``text[start:end] == span.text``."""
+
+    kind: SpanKind
+    start: int
+    end: int
+    text: str
+
+
+def final_span(text: str, kind: SpanKind | None = None) -> Span | None:
+    """The span of ``text`` that carries its final result, or None when there is none.
+
+    ``kind`` asks for one kind: ``number`` (the number :func:`normalise_number` reads),
+    ``choice`` (the letter :func:`normalise_choice` reads), ``code`` (the contents of the last
+    fenced block; a block left open at the end counts) or ``sentence`` (the final sentence).
+    ``None`` takes the first that exists of: the last code block, the final number, the final
+    sentence (a letter is only looked for when asked: a stray capital is no answer).
+    """
+    if kind is not None and kind not in SPAN_KINDS:
+        raise ValueError(f"unknown span kind {kind!r}; use one of {SPAN_KINDS}")
+    order: tuple[SpanKind, ...] = (kind,) if kind is not None else ("code", "number", "sentence")
+    for wanted in order:
+        found = _FINDERS[wanted](text)
+        if found is not None:
+            return Span(wanted, found[0], found[1], text[found[0] : found[1]])
+    return None
+
+
+def _last_code_block(text: str) -> tuple[int, int] | None:
+    """Offsets of the last fenced block's contents (between the fence lines)."""
+    fences = list(_FENCE.finditer(text))
+    if not fences:
+        return None
+    # Fences pair up in order: opening, closing, opening, ...; an odd one out is a block left
+    # open at the end of the text (an answer cut at its token limit).
+    opening = fences[-1] if len(fences) % 2 else fences[-2]
+    closing = None if len(fences) % 2 else fences[-1]
+    newline = text.find("\n", opening.end())
+    if newline < 0:
+        return None
+    start = newline + 1
+    end = closing.start() if closing else len(text.rstrip())
+    if end > start and text[end - 1] == "\n":
+        end -= 1  # the newline before the closing fence belongs to the fence
+    return (start, end) if end > start else None
+
+
+def _final_sentence(text: str) -> tuple[int, int] | None:
+    """Offsets of the last sentence (or line) that has any text."""
+    end = len(text.rstrip())
+    if end == 0:
+        return None
+    start = 0
+    for boundary in _SENTENCE_END.finditer(text, 0, end):
+        start = boundary.end()
+    while start < end and text[start].isspace():
+        start += 1
+    return start, end
+
+
+_FINDERS = {
+    "number": _final_number,
+    "choice": _final_choice,
+    "code": _last_code_block,
+    "sentence": _final_sentence,
+}
