@@ -81,14 +81,6 @@ class ThresholdChange:
     time: float
 
 
-ScoreOf = Callable[[JudgedSample], float]
-"""The escalation score of a sample under the score model in force (default: ``sample.score``)."""
-
-
-def _recorded_score(sample: JudgedSample) -> float:
-    return sample.score
-
-
 class ThresholdController:
     """Holds and recomputes the escalation threshold of every cheaper tier."""
 
@@ -169,24 +161,31 @@ class ThresholdController:
         return dict(self._states)
 
     def update(
-        self, tier: str, samples: Sequence[JudgedSample], score_of: ScoreOf | None = None
+        self, tier: str, samples: Sequence[JudgedSample], scores: Sequence[float] | None = None
     ) -> ThresholdChange | None:
         """Recompute ``tier``'s threshold from its judged ``samples``; the change, if any.
 
-        ``samples`` of other tiers are ignored. ``score_of`` re-scores samples with the score
-        model the router uses now (after a refit the recorded scores are stale).
+        ``samples`` of other tiers are ignored. ``scores`` (aligned with ``samples``) replace
+        the recorded ones: after a refit the router scores with a new model, and the threshold
+        must be certified on that model's scores (out-of-fold ones, so the certificate is not
+        fooled by the fit).
         """
+        if scores is not None and len(scores) != len(samples):
+            raise ValueError("scores and samples differ in length")
         old = self._states[tier]
-        mine = [s for s in samples if s.tier == tier]
-        if len(mine) < self._min_samples:
+        picked = [
+            (s, s.score if scores is None else scores[i])
+            for i, s in enumerate(samples)
+            if s.tier == tier
+        ]
+        if len(picked) < self._min_samples:
             # Too few samples: never move, only record how much evidence there is.
-            self._states[tier] = replace(old, evidence=len(mine))
+            self._states[tier] = replace(old, evidence=len(picked))
             return None
-        score = score_of or _recorded_score
         result = choose_threshold(
-            [score(s) for s in mine],
-            [s.acceptable for s in mine],
-            [s.sample_weight for s in mine],
+            [score for _, score in picked],
+            [s.acceptable for s, _ in picked],
+            [s.sample_weight for s, _ in picked],
             target=self._target,
             delta=self._delta,
             grid_step=self._grid_step,

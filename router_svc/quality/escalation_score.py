@@ -239,3 +239,29 @@ def _newton(x: Array, y: Array, w: Array, l2: float) -> Array:
         if float(np.max(np.abs(step))) < _NEWTON_TOLERANCE:
             break
     return beta
+
+
+def out_of_fold_scores(
+    model: ScoreModel, samples: Sequence[JudgedSample], folds: int = 2
+) -> list[float]:
+    """Each sample's score under a model fitted without it (cross-fitting, ``folds`` folds).
+
+    The threshold controller certifies on these: scores of the very samples a model was fitted
+    on look better than the model will do on new traffic. Folds interleave in time order.
+    An unfitted ``model`` scores by its prior, which learned nothing from the samples.
+    """
+    if not model.fitted:
+        return [model.score(s.features) for s in samples]
+    # Each fold's model is fitted whenever both classes occur in its training part: the full
+    # model already showed there is enough of each class in all the samples together.
+    template = ScoreModel(
+        prior_feature=model.prior_feature, min_samples=1, l2=model.l2, isotonic=model.isotonic
+    )
+    scores = [0.0] * len(samples)
+    for fold in range(folds):
+        train = [s for i, s in enumerate(samples) if i % folds != fold]
+        fitted = template.refit(train)
+        for i in range(fold, len(samples), folds):
+            # A fold without both classes falls back to the prior.
+            scores[i] = fitted.score(samples[i].features)
+    return scores

@@ -170,14 +170,16 @@ def test_update_reports_the_change_and_ignores_other_tiers() -> None:
     assert c.update("small", separable(1000, cut=0.2)) is None  # same evidence, no change
 
 
-def test_score_of_rescores_samples_with_the_model_in_force() -> None:
+def test_given_scores_replace_the_recorded_ones() -> None:
     samples = separable(1000, cut=0.2)
     forwards = controller()
     forwards.update("small", samples)
     backwards = controller()
-    backwards.update("small", samples, score_of=lambda s: 1.0 - s.score)
+    backwards.update("small", samples, [1.0 - s.score for s in samples])
     # Backwards, the wrong answers score highest: only the error budget stays on the tier.
     assert backwards.threshold("small") >= 0.9 > forwards.threshold("small")
+    with pytest.raises(ValueError):
+        backwards.update("small", samples, [0.5])
 
 
 def test_pin_overrides_and_unpin_returns_to_the_evidence() -> None:
