@@ -149,6 +149,8 @@ def tier_report(table: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], di
         for kind in sorted(set(kinds.tolist())):
             mask = kinds[test] == kind
             auroc[name][kind] = _auroc(values[mask], y_test[mask])
+    rng = np.random.default_rng(seed)
+    interval = {name: _bootstrap(values, y_test, rng) for name, values in scores.items()}
     summary = {
         "items": int(y.size),
         "fit_items": int(fit.sum()),
@@ -159,8 +161,30 @@ def tier_report(table: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], di
         "greedy_tokens": table["tokens"],
         "sample_tokens": table["sample_tokens"],
         "auroc": auroc,
+        "auroc_interval_90": interval,
     }
     return summary, {name: scores[name] for name in PLOTTED if name in scores}
+
+
+BOOTSTRAP = 1000
+
+
+def _bootstrap(
+    scores: Array, labels: Array, rng: np.random.Generator
+) -> tuple[float, float] | None:
+    """A 90% percentile interval of the AUROC over resampled report-half items."""
+    keep = ~np.isnan(scores)
+    scores, labels = scores[keep], labels[keep]
+    values = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, scores.size, scores.size) if scores.size else np.array([], int)
+        value = safe_auroc(scores[pick], labels[pick])
+        if value is not None:
+            values.append(value)
+    if len(values) < BOOTSTRAP // 2:
+        return None  # too few positives or negatives to say anything
+    low, high = np.percentile(values, [5, 95])
+    return round(float(low), 3), round(float(high), 3)
 
 
 def _accuracy_by(sources: Sequence[str], y: Array) -> dict[str, float]:
@@ -175,10 +199,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     tiers = list(report["tiers"])
     kinds = sorted({k for t in tiers for s in report["tiers"][t]["auroc"].values() for k in s})
     kinds = ["all", *(k for k in kinds if k != "all")]
-    head = [f"{t} {k}" for t in tiers for k in kinds]
+    head = [h for t in tiers for h in (*(f"{t} {k}" for k in kinds), f"{t} all, 90% CI")]
     lines = [
-        f"AUROC on the held-back half (split seed {report['seed']}); "
-        "n/a: one class only or signal missing.",
+        f"AUROC on the held-back half (split seed {report['seed']}), with a bootstrap 90% "
+        "interval; n/a: one class only or signal missing.",
         "",
         "| signal | " + " | ".join(head) + " |",
         "|---" * (len(head) + 1) + "|",
@@ -189,6 +213,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         for tier in tiers:
             values = report["tiers"][tier]["auroc"].get(name, {})
             cells += [_cell(values.get(kind)) for kind in kinds]
+            span = report["tiers"][tier]["auroc_interval_90"].get(name)
+            cells.append("n/a" if span is None else f"{span[0]:.2f}-{span[1]:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| tier | items | right | report half (right) | greedy tokens | sample tokens |"]
     lines.append("|---|---|---|---|---|---|")
