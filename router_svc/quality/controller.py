@@ -114,6 +114,8 @@ class ThresholdController:
                 tier, float(value), float(value), 0, 0.0, "start", False, None
             )
         for tier, value in self._config_pins.items():
+            if tier not in self._states:
+                _log.warning("threshold_pin_ignored", tier=tier, reason="not a cheaper tier")
             self._apply_pin(tier, value)
 
     @classmethod
@@ -238,7 +240,7 @@ class ThresholdController:
         }
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         path = self._state_path
-        await asyncio.to_thread(_write, path, text)
+        await asyncio.to_thread(atomic_write_text, path, text)
 
     async def load(self) -> None:
         """Restore the saved state of the configured tiers; a bad file is logged and ignored."""
@@ -264,11 +266,6 @@ class ThresholdController:
 def _check_threshold(value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= ESCALATE_ALL):
         raise ValueError(f"a threshold is in [0, 1], got {value!r}")
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
 
 
 def _parse_state(text: str) -> dict[str, TierThreshold]:

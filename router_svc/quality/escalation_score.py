@@ -134,6 +134,16 @@ class ScoreModel:
             p = self.calibration(p)
         return _clip(p)
 
+    def score_many(self, rows: Sequence[Mapping[str, float]]) -> list[float]:
+        """:meth:`score` of many feature mappings at once (vectorised)."""
+        if not self.fitted or not rows:
+            return [self.score(row) for row in rows]
+        p = self._logistic(rows)
+        if self.calibration is not None:
+            p = np.interp(p, self.calibration.xs, self.calibration.ys)
+        clipped = np.clip(np.nan_to_num(p, nan=0.0), 0.0, MAX_SCORE)
+        return [float(v) for v in clipped]
+
     def refit(self, samples: Sequence[JudgedSample]) -> ScoreModel:
         """A model fitted on ``samples``; ``self`` unchanged if a class has too few samples."""
         good = sum(1 for s in samples if s.acceptable)
@@ -152,7 +162,14 @@ class ScoreModel:
         y = np.array([1.0 if s.acceptable else 0.0 for s in samples])
         w = np.array([s.sample_weight for s in samples], dtype=np.float64)
         w = w / w.mean()
-        beta = _newton(x, y, w, self.l2)
+        try:
+            beta = _newton(x, y, w, self.l2)
+        except np.linalg.LinAlgError:
+            # Degenerate evidence (e.g. duplicated columns at a tiny penalty): keep the model in
+            # force rather than serve a broken one.
+            return self
+        if not np.all(np.isfinite(beta)):
+            return self
         model = replace(
             self,
             version=self.version + 1,
@@ -261,7 +278,9 @@ def out_of_fold_scores(
     for fold in range(folds):
         train = [s for i, s in enumerate(samples) if i % folds != fold]
         fitted = template.refit(train)
-        for i in range(fold, len(samples), folds):
-            # A fold without both classes falls back to the prior.
-            scores[i] = fitted.score(samples[i].features)
+        # A fold without both classes falls back to the prior.
+        held = range(fold, len(samples), folds)
+        rows = [samples[i].features for i in held]
+        for i, score in zip(held, fitted.score_many(rows), strict=True):
+            scores[i] = score
     return scores

@@ -17,10 +17,13 @@ No gRPC; the only I/O is the store's and the state file's, both awaited.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 import structlog
 
@@ -28,11 +31,17 @@ from router_svc.quality.controller import ThresholdChange, ThresholdController
 from router_svc.quality.escalation_score import ScoreModel, out_of_fold_scores
 from router_svc.quality.metrics import QualityMetrics
 from router_svc.quality.monitor import CostTotals, QualityMonitor, QualityReport
-from router_svc.quality.samples import InProcessSampleStore, JudgedSample, SampleStore
+from router_svc.quality.samples import (
+    InProcessSampleStore,
+    JudgedSample,
+    SampleStore,
+    atomic_write_text,
+)
 from router_svc.quality.sampling import AdaptiveSampler, SamplingDecision
 from router_svc.quality.settings import QualitySettings
 
 _log = structlog.get_logger("router_svc.quality.loop")
+MODELS_VERSION = 1
 
 
 class QualityLoop:
@@ -93,6 +102,7 @@ class QualityLoop:
             QualityMonitor(largest, settings.target, settings.delta),
             metrics,
         )
+        await loop._load_models()
         for tier in cheaper:
             change = await loop.recompute(tier)
             if change is not None:
@@ -150,10 +160,8 @@ class QualityLoop:
         """Refit ``tier``'s score model on its recent samples and recompute its threshold."""
         self._since_refit[tier] = 0
         samples = await self._store.recent(self._settings.window, tier)
-        model = self._models[tier].refit(samples)
-        # Certify on out-of-fold scores of the model the router will use; until a model is
-        # fitted the router uses the prior, which is what the samples recorded.
-        scores = out_of_fold_scores(model, samples) if model.fitted else None
+        # Tens of milliseconds of numpy for a few thousand samples: off the event loop.
+        model, scores = await asyncio.to_thread(_refit, self._models[tier], samples)
         change = self._controller.update(tier, samples, scores)
         self._models[tier] = model
         if self._metrics is not None:
@@ -188,9 +196,54 @@ class QualityLoop:
         return report
 
     async def close(self) -> None:
-        """Save the thresholds and the samples."""
+        """Save the thresholds, the score models and the samples."""
         await self._controller.save()
+        await self._save_models()
         await self._store.close()
+
+    async def _save_models(self) -> None:
+        path = self._settings.score_model_path
+        if path is None:
+            return
+        document = {tier: model.to_json() for tier, model in self._models.items()}
+        text = json.dumps({"version": MODELS_VERSION, "models": document}, sort_keys=True)
+        await asyncio.to_thread(atomic_write_text, path, text + "\n")
+
+    async def _load_models(self) -> None:
+        path = self._settings.score_model_path
+        if path is None:
+            return
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except FileNotFoundError:
+            return
+        try:
+            document = json.loads(text)
+            if document["version"] != MODELS_VERSION:
+                raise ValueError("unknown score model file version")
+            models = {str(t): ScoreModel.from_json(m) for t, m in document["models"].items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            # Refitting from the samples recovers the models; log and go on.
+            _log.warning("score_models_ignored", path=str(path), error=str(exc))
+            return
+        for tier, model in models.items():
+            if tier in self._models:
+                # Keep today's settings; take the saved fit.
+                current = self._models[tier]
+                self._models[tier] = replace(
+                    model,
+                    min_samples=current.min_samples,
+                    l2=current.l2,
+                    isotonic=current.isotonic,
+                )
+
+
+def _refit(model: ScoreModel, samples: list[JudgedSample]) -> tuple[ScoreModel, list[float] | None]:
+    """The refitted model and the scores to certify its threshold on."""
+    refitted = model.refit(samples)
+    # Certify on out-of-fold scores of the model the router will use; until a model is fitted
+    # the router uses the prior, which is what the samples recorded.
+    return refitted, out_of_fold_scores(refitted, samples) if refitted.fitted else None
 
 
 def _log_change(change: ThresholdChange) -> None:

@@ -35,6 +35,9 @@ class QualitySettings(Section):
     """Samples kept in memory (all tiers); the oldest are dropped beyond it."""
     state_path: Path | None = None
     """JSON file the controller's state (thresholds, evidence, pins) is saved to."""
+    score_model_path: Path | None = None
+    """JSON file the learned score models are saved to: a saved threshold only means something
+    with the score model it was certified for (keep it with ``state_path``)."""
     initial_rate: float = Field(default=0.2, ge=0, le=1)
     """Share of cheaper-served requests shadowed while a tier has fewer than ``min_samples``."""
     floor_rate: float = Field(default=0.01, ge=0, le=1)

@@ -230,3 +230,8 @@ def test_from_settings_defaults_the_start_to_the_policy_threshold() -> None:
         QualitySettings(start_threshold=0.4), ["small"], 0.7
     )
     assert started.threshold("small") == 0.4
+
+
+def test_a_pin_of_an_unknown_tier_is_ignored() -> None:
+    c = ThresholdController(["small"], 0.5, pinned={"large": 0.3})
+    assert c.states().keys() == {"small"} and c.threshold("small") == 0.5

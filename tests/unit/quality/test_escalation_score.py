@@ -121,3 +121,14 @@ def test_json_round_trip() -> None:
     broken = {**model.to_json(), "coef": [1.0]}
     with pytest.raises(ValueError):
         ScoreModel.from_json(broken)
+
+
+@pytest.mark.parametrize("isotonic", [False, True])
+def test_score_many_matches_score(isotonic: bool) -> None:
+    rows = [s.features for s in synthetic(50, seed=11)]
+    for model in (
+        ScoreModel(),
+        ScoreModel(min_samples=20, isotonic=isotonic).refit(synthetic(300, seed=12)),
+    ):
+        assert model.score_many(rows) == pytest.approx([model.score(r) for r in rows], abs=1e-12)
+    assert ScoreModel().score_many([]) == []

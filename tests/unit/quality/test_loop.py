@@ -59,6 +59,7 @@ def settings(tmp_path: Path) -> QualitySettings:
         refit_every=50,
         store_path=tmp_path / "samples.jsonl",
         state_path=tmp_path / "thresholds.json",
+        score_model_path=tmp_path / "score_models.json",
     )
 
 
@@ -99,10 +100,12 @@ async def test_the_loop_survives_a_restart(tmp_path: Path) -> None:
     )
     kept = await run_stream(loop, 600, seed=2)
     assert loop.pin("small", 0.9) is not None
+    version = loop.score_model("small").version
     await loop.close()
     again = await QualityLoop.open(settings(tmp_path), ["small", "large"], "large", 0.65)
     assert again.threshold("small") == 0.9 and again.controller.state("small").pinned
-    assert again.score_model("small").fitted  # refitted from the reloaded samples
+    # The saved model came back and was refitted on the reloaded samples.
+    assert again.score_model("small").version == version + 1
     change = again.unpin("small")
     assert change is not None and change.new == again.controller.state("small").computed
     # Reopening recomputed from every saved sample.
@@ -139,3 +142,20 @@ def test_out_of_fold_scores_never_score_a_sample_with_a_model_fitted_on_it() -> 
     assert in_sample > 0.9 and out_of_fold < 0.7
     prior = ScoreModel()
     assert out_of_fold_scores(prior, samples[:2]) == [prior.score(s.features) for s in samples[:2]]
+
+
+async def test_saved_score_models_come_back_without_samples(tmp_path: Path) -> None:
+    loop = await QualityLoop.open(
+        settings(tmp_path), ["small", "large"], "large", 0.65, rng=random.Random(6)
+    )
+    await run_stream(loop, 600, seed=3)
+    await loop.close()
+    saved = loop.score_model("small")
+    lost = settings(tmp_path).model_copy(update={"store_path": None})
+    again = await QualityLoop.open(lost, ["small", "large"], "large", 0.65)
+    # The threshold in force was certified for this model: both must come back together.
+    assert again.score_model("small") == saved
+    assert again.threshold("small") == loop.threshold("small")
+    (tmp_path / "score_models.json").write_text("{broken")
+    broken = await QualityLoop.open(lost, ["small", "large"], "large", 0.65)
+    assert not broken.score_model("small").fitted
