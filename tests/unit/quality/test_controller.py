@@ -235,3 +235,22 @@ def test_from_settings_defaults_the_start_to_the_policy_threshold() -> None:
 def test_a_pin_of_an_unknown_tier_is_ignored() -> None:
     c = ThresholdController(["small"], 0.5, pinned={"large": 0.3})
     assert c.states().keys() == {"small"} and c.threshold("small") == 0.5
+
+
+def test_the_guarantee_holds_over_repeated_draws() -> None:
+    """P(true loss at the chosen threshold > 1 - target) <= delta, checked by simulation.
+
+    Scores are uniform and an answer scoring s is wrong with probability 0.6 (1 - s)^2, so the
+    true loss at t is 0.2 (1 - t)^3 and exceeds 0.05 below t = 1 - 0.25^(1/3) = 0.37.
+    """
+    rng = random.Random(2024)
+    trials, violations = 300, 0
+    for _ in range(trials):
+        scores = [rng.random() for _ in range(300)]
+        ok = [rng.random() >= 0.6 * (1 - s) ** 2 for s in scores]
+        chosen = choose_threshold(
+            scores, ok, [1.0] * 300, target=0.95, delta=0.1, grid_step=0.01, fallback=0.65
+        ).threshold
+        violations += 0.2 * (1 - chosen) ** 3 > 0.05
+    # delta plus three binomial standard errors of the simulated rate.
+    assert violations / trials <= 0.1 + 3 * (0.1 * 0.9 / trials) ** 0.5
