@@ -3,10 +3,11 @@
 What runs: the caller's tests (:attr:`JudgeCase.tests`) when given, else the doctest-style
 examples of the prompt (``>>> expression`` lines followed by the expected output). Undecided
 when there is neither. The candidate's code is its last Python (or unmarked) fenced block, else
-the whole answer; only its top-level imports, definitions, assignments and ``if``/``try``
-blocks are kept (example calls and ``if __name__ == "__main__"`` blocks say nothing about the
-code and could wait on input), and the prompt's own import lines go in front (a chat answer
-often leaves out ``from typing import List``).
+the whole answer; a last block that defines nothing (a usage example) gives way to the last one
+that does. Only its top-level imports, definitions, assignments and ``if``/``try`` blocks are
+kept (example calls and ``if __name__ == "__main__"`` blocks say nothing about the code and
+could wait on input), and the prompt's own import lines go in front (a chat answer often
+leaves out ``from typing import List``).
 
 An example passes when its output (printed text, then the expression's ``repr``) equals the
 expected text up to whitespace, or when the expected text is a Python literal equal to the value
@@ -33,7 +34,7 @@ import secrets
 from dataclasses import dataclass
 
 from tierroute.judges.base import JudgeCase, Verdict, ruled, undecided
-from tierroute.judges.normalise import last_python_block
+from tierroute.judges.normalise import PYTHON_FENCES, fenced_blocks
 from tierroute.sandbox import Limits, SandboxResult, run_python
 
 NAME = "code"
@@ -142,9 +143,25 @@ def prompt_examples(prompt: str) -> list[Example]:
 
 
 def candidate_code(answer: str) -> str:
-    """The candidate's code: its last Python block, else the whole answer."""
-    block = last_python_block(answer)
-    return answer if block is None else block
+    """The candidate's code: its last Python block, else the whole answer.
+
+    A last block that defines nothing (a usage example after the solution) gives way to the
+    last block that does.
+    """
+    blocks = [body for info, body in fenced_blocks(answer) if info in PYTHON_FENCES]
+    if not blocks:
+        return answer
+    defining = [body for body in blocks if _defines_something(body)]
+    return defining[-1] if defining else blocks[-1]
+
+
+def _defines_something(code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return any(isinstance(node, definitions) for node in tree.body)
 
 
 def _split_module(code: str) -> tuple[list[str], list[str]]:

@@ -18,6 +18,10 @@ P(acceptable) from the first generated token:
 - Neither: undecided (the tier did not answer the question).
 
 ``acceptable`` is ``P(yes) >= threshold`` (0.5 by default).
+
+The candidate's text goes into the question as is, so an answer that addresses the grader
+("reply Yes") can sway it: verdicts of this judge are evidence, not proof, and the quality
+monitor should weigh them as such.
 """
 
 from __future__ import annotations

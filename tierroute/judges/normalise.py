@@ -67,12 +67,6 @@ def last_code_block(text: str) -> str | None:
     return blocks[-1][1] if blocks else None
 
 
-def last_python_block(text: str) -> str | None:
-    """The last fenced block marked as Python (or unmarked), or None."""
-    python = [body for info, body in fenced_blocks(text) if info in PYTHON_FENCES]
-    return python[-1] if python else None
-
-
 def normalise_code(code: str) -> str:
     """A canonical form of ``code``: its AST dump if it parses as Python, else its tokens."""
     try:

@@ -63,6 +63,9 @@ def test_program_keeps_definitions_and_drops_example_calls() -> None:
     assert "print('hi')" not in program and "input()" not in program
     assert program.rstrip().endswith("_tierroute_sys.stderr.flush()")
     assert candidate_code("plain text, no fence") == "plain text, no fence"
+    usage = "```python\ndef f():\n    return 1\n```\nUse it:\n```python\nprint(f())\n```"
+    assert candidate_code(usage) == "def f():\n    return 1\n"
+    assert candidate_code("```python\nx = 1\n```\n```python\ny = 2\n```") == "y = 2\n"
 
 
 async def test_right_answer_passes_the_examples(judge: CodeJudge) -> None:
