@@ -136,12 +136,15 @@ def tier_report(table: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], di
     kinds = np.array(table["kinds"])
     columns = table["columns"]
     scores: dict[str, Array] = {name: sign * columns[name][test] for name, sign in SIGNALS.items()}
+    swapped: dict[str, float | None] = {}
     for name, inputs in LEARNED.items():
         x = np.column_stack([columns[c] for c in inputs])
         usable = ~np.isnan(x).any(axis=1)
-        if not usable.all() or len(set(y[fit].tolist())) < 2:
+        if not usable.all() or len(set(y[fit].tolist())) < 2 or len(set(y[test].tolist())) < 2:
             continue  # a learned score needs every input on every item and both classes
         scores[name] = _fit_predict(x[fit], y[fit], x[test])
+        # The same fit with the halves' roles swapped: how much the figure owes to the split.
+        swapped[name] = _auroc(_fit_predict(x[test], y[test], x[fit]), y[fit])
     y_test = y[test]
     auroc: dict[str, dict[str, float | None]] = {}
     for name, values in scores.items():
@@ -162,6 +165,7 @@ def tier_report(table: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], di
         "sample_tokens": table["sample_tokens"],
         "auroc": auroc,
         "auroc_interval_90": interval,
+        "auroc_halves_swapped": swapped,
     }
     return summary, {name: scores[name] for name in PLOTTED if name in scores}
 
@@ -216,6 +220,10 @@ def markdown(report: Mapping[str, Any]) -> str:
             span = report["tiers"][tier]["auroc_interval_90"].get(name)
             cells.append("n/a" if span is None else f"{span[0]:.2f}-{span[1]:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Learned scores with the halves' roles swapped (fit on the report half):", ""]
+    for tier in tiers:
+        swapped = report["tiers"][tier]["auroc_halves_swapped"]
+        lines.append(f"- {tier}: " + ", ".join(f"{n} {_cell(v)}" for n, v in swapped.items()))
     lines += ["", "| tier | items | right | report half (right) | greedy tokens | sample tokens |"]
     lines.append("|---|---|---|---|---|---|")
     for tier in tiers:
