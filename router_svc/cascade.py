@@ -26,12 +26,17 @@ clean UNAVAILABLE error: retrying then would duplicate text.
 
 :class:`Escalation` events are sent when the next tier produces its first token for the caller,
 so a caller never hears of an escalation that then fell through to a degraded answer.
+
+What a finished answer is compared with: its :attr:`TierResult.escalation_score` (the quality
+loop's learned score when the tier opener set one, else the model's confidence) against the
+tier's threshold (:meth:`CascadePlan.threshold_of`). The early window always reads the running
+confidence against ``CascadePlan.threshold``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -82,8 +87,17 @@ class TierResult(Generic[Detail]):
     prompt_tokens: int
     completion_tokens: int
     confidence: float
+    """The model service's own confidence in the answer, in [0, 1]."""
     detail: Detail
     """Opaque extra (the tier's whole final message) passed through to the caller."""
+    score: float | None = None
+    """Escalation score of the answer (the quality loop's learned score), in [0, 1]; None:
+    the confidence is the score."""
+
+    @property
+    def escalation_score(self) -> float:
+        """What the cascade compares with the tier's threshold."""
+        return self.confidence if self.score is None else self.score
 
 
 class TierFailure(Exception):
@@ -111,8 +125,15 @@ class CascadePlan:
     """Index of the routed tier in ``tiers``."""
     mode: FallbackModeName
     threshold: float
-    """Confidence below this escalates."""
+    """Confidence below this escalates (also the early window's running-confidence bar)."""
     early_window_tokens: int
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    """Per-tier thresholds of the finished answer's escalation score (the quality loop's);
+    a tier not named uses ``threshold``."""
+
+    def threshold_of(self, tier: str) -> float:
+        """The bar ``tier``'s finished answer's escalation score must reach to be served."""
+        return self.thresholds.get(tier, self.threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,17 +285,19 @@ class Cascade(Generic[Payload, Detail]):
                 # Early-window abort: the tier was cancelled on purpose; try the next one.
                 index += 1
                 continue
-            if may_escalate and attempt.result.confidence < plan.threshold:
+            score = attempt.result.escalation_score
+            bar = plan.threshold_of(tier)
+            if may_escalate and score < bar:
                 unconfident = attempt
                 attempt.pending_mark = len(self._pending)
+                what = "confidence" if attempt.result.score is None else "escalation score"
                 self._pending.append(
                     Escalation(
                         from_tier=tier,
                         to_tier=plan.tiers[index + 1],
                         cause=EscalationCauseName.LOW_CONFIDENCE,
-                        confidence_score=attempt.result.confidence,
-                        reason=f"confidence {attempt.result.confidence:.3f} below the "
-                        f"threshold {plan.threshold:.3f}",
+                        confidence_score=score,
+                        reason=f"{what} {score:.3f} below the threshold {bar:.3f}",
                         discarded_tokens=attempt.forwarded_tokens,
                     )
                 )

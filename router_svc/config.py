@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from router_svc.auth import AuthSettings
 from router_svc.cascade import FallbackModeName
 from router_svc.classifier import ClassifierSettings
+from router_svc.quality.settings import QualitySettings
 from router_svc.rules import RulesSettings
 from router_svc.shadow import ShadowSettings
 from tierroute.config import (
@@ -29,6 +30,7 @@ from tierroute.config import (
     Settings,
     SharedSecret,
 )
+from tierroute.judges.settings import JudgeSettings
 
 TIER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
@@ -148,6 +150,11 @@ class RouterSettings(Settings):
     limits: LimitsSettings = LimitsSettings()
     resilience: ResilienceSettings = ResilienceSettings()
     shadow: ShadowSettings = ShadowSettings()
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    """The quality loop (judged samples, learned escalation score, controlled thresholds); off
+    by default. With it on, ``shadow.max_in_flight`` bounds the judged samples in flight."""
+    judges: JudgeSettings = Field(default_factory=JudgeSettings)
+    """Which judge decides a sampled answer (per route, per tenant, default, fallbacks)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """API keys of RouterService callers (off by default)."""
     tier_tls: ClientTls | None = None

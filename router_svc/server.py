@@ -16,13 +16,21 @@ from router_svc.auth import Gate, OpenGate, TenantGate, load_keys
 from router_svc.classifier import Classifier, OnnxClassifier
 from router_svc.config import RouterSettings
 from router_svc.costs import Prices
+from router_svc.feedback import RecentRequests
+from router_svc.judge_ask import tier_ask
+from router_svc.judged_samples import JudgedSampler
 from router_svc.ledger import CostLedger
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingPolicy
+from router_svc.quality import QualityLoop, QualityMetrics
+from router_svc.quality_hook import QualityHook, QualityOff, QualityOn
 from router_svc.rules import RuleSet
 from router_svc.servicer import RouterServicer
 from router_svc.shadow import ShadowSampler
 from router_svc.tiers import TierPool
+from tierroute.judges import build_judges
+from tierroute.judges.feedback import NAME as FEEDBACK
+from tierroute.judges.settings import JUDGE_NAMES
 from tierroute.server import ServerBootstrap, ServiceBinding
 from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
 
@@ -44,6 +52,9 @@ class RouterApp:
     shadow: ShadowSampler
     gate: Gate
     """API keys and per-tenant limits (a :class:`TenantGate`, ``auth.enabled``), else open."""
+    servicer: RouterServicer
+    quality: QualityHook
+    """The quality loop (:class:`QualityOn` once :meth:`ready` opened it), else the null one."""
 
     @property
     def port(self) -> int:
@@ -66,6 +77,14 @@ class RouterApp:
             # The first session run is slow (allocations): keep it out of a caller's budget.
             await self.classifier.score("warm-up")
         self.tiers.start()
+        if self.settings.quality.enabled and not self.quality.enabled:
+            # Opened here, not in build_router: loading the saved state is awaited I/O. Requests
+            # taken before (the server is not SERVING yet) are simply not judged.
+            self.quality = await open_quality(
+                self.settings, self.tiers, self.metrics, self.registry
+            )
+            self.servicer.attach_quality(self.quality)
+            self.quality.start()
 
     async def stop(self) -> None:
         """Drain in-flight streams, then close the tier channels and the classifier."""
@@ -77,6 +96,8 @@ class RouterApp:
     async def shutdown(self) -> None:
         """Release the shadows, tier channels and the classifier (after the server stopped)."""
         await self.shadow.close()
+        # After the server stopped: no request can add a sample while the state is saved.
+        await self.quality.close()
         await self.tiers.close()
         if self.classifier is not None:
             self.classifier.close()
@@ -144,4 +165,44 @@ def build_router(
         fallback_threshold=settings.policy.fallback_threshold,
         auth=settings.auth.enabled,
     )
-    return RouterApp(settings, bootstrap, tiers, onnx, metrics, registry, shadow, gate)
+    return RouterApp(
+        settings, bootstrap, tiers, onnx, metrics, registry, shadow, gate, servicer, QualityOff()
+    )
+
+
+async def open_quality(
+    settings: RouterSettings,
+    tiers: TierPool,
+    metrics: RouterMetrics,
+    registry: CollectorRegistry,
+) -> QualityOn:
+    """The quality loop with its saved state, its judges and its judged-sample sampler."""
+    names = settings.tier_names
+    largest = names[-1]
+    prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
+    quality = settings.quality.resolved()
+    loop = await QualityLoop.open(
+        quality,
+        names,
+        largest,
+        fallback_threshold=settings.policy.fallback_threshold,
+        metrics=QualityMetrics(
+            registry, names, (*JUDGE_NAMES, FEEDBACK), shadow_cost=metrics.shadow_cost
+        ),
+    )
+    judges = build_judges(settings.judges, ask=tier_ask(tiers[largest], prices[largest]))
+    sampler = JudgedSampler(loop, judges, largest, prices[largest], settings.shadow.max_in_flight)
+    _log.info(
+        "quality loop open",
+        target=quality.target,
+        thresholds={t: s.threshold for t, s in loop.controller.states().items()},
+        state_dir=str(quality.state_dir) if quality.state_dir is not None else None,
+        judge=settings.judges.default,
+    )
+    return QualityOn(
+        loop,
+        sampler,
+        RecentRequests(quality.recent_requests),
+        names,
+        quality.report_interval_seconds,
+    )

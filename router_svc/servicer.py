@@ -22,15 +22,19 @@ import grpc
 import structlog
 
 from router_svc import events as event_pb
+from router_svc import quality_pb
+from router_svc.answer_scoring import AnswerRecorder
 from router_svc.auth import Caller, Gate, OpenCaller
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
 from router_svc.costs import CostBreakdown, token_cost
+from router_svc.judged_samples import ServedRequest
 from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
+from router_svc.quality_hook import QualityHook, QualityOff
 from router_svc.route_request import Arrival, RouteRequest, read_generate, read_route
-from router_svc.shadow import ShadowSampler
+from router_svc.shadow import ShadowOpener, ShadowSampler
 from router_svc.tiers import TierItem, TierPool
 from tierroute.errors import CancelledError as CallerGoneError
 from tierroute.errors import (
@@ -83,8 +87,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         metrics: RouterMetrics,
         shadow: ShadowSampler,
         gate: Gate,
+        quality: QualityHook | None = None,
     ) -> None:
         self._settings = settings
+        self._quality: QualityHook = quality if quality is not None else QualityOff()
         self._gate = gate
         self._shadow = shadow
         self._names = settings.tier_names
@@ -93,6 +99,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self._ledger = ledger
         self._metrics = metrics
         self._active = 0
+
+    def attach_quality(self, quality: QualityHook) -> None:
+        """Use ``quality`` from now on (the server opens the loop before it reports SERVING)."""
+        self._quality = quality
 
     async def Route(
         self, request: router_service_pb2.RouteRequest, context: Context
@@ -123,6 +133,23 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 )
             )
         return router_service_pb2.ListTiersResponse(tiers=infos)
+
+    async def SubmitFeedback(
+        self, request: router_service_pb2.SubmitFeedbackRequest, context: Context
+    ) -> router_service_pb2.SubmitFeedbackResponse:
+        """Store the caller's score of one of its recent requests as a judged sample."""
+        caller = self._authenticate(context, "SubmitFeedback")
+        caller.admit()
+        request_id, score = quality_pb.read_feedback(request)
+        stored = await self._quality.feedback(request_id, caller.name, score)
+        return quality_pb.feedback_pb(stored)
+
+    async def GetQuality(
+        self, request: router_service_pb2.GetQualityRequest, context: Context
+    ) -> router_service_pb2.GetQualityResponse:
+        """The served quality, its evidence and the thresholds in force."""
+        self._authenticate(context, "GetQuality")
+        return quality_pb.quality_pb(await self._quality.snapshot(), self._names)
 
     async def _decide(self, route: RouteRequest) -> RoutingDecision:
         decision = await self._policy.decide(route.routing_text, route.tier_hint)
@@ -164,7 +191,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             self._metrics.active_streams.inc()
             run.decision = await self._decide(route)
             self._check_budget(route, run.decision.tier)
-            run.cascade = self._cascade(route, run.decision, deadline)
+            run.recorder = self._quality.recorder(route.routing_text)
+            run.cascade = self._cascade(route, run.decision, deadline, run.recorder)
             async for response in self._stream(route, run, context):
                 yield response
         except TierrouteError as exc:
@@ -217,7 +245,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         """The response stream of an admitted, decided request."""
         assert run.cascade is not None and run.decision is not None
         m = self._metrics
-        shadow_text: list[str] | None = [] if self._shadow.wants() else None
+        # The quality loop's judged samples replace the similarity shadow when it runs.
+        wants = not self._quality.enabled and self._shadow.wants()
+        shadow_text: list[str] | None = [] if wants else None
         # Closing the cascade (caller gone, error) closes the tier stream and cancels its call.
         async with aclosing(run.cascade.run()) as events:
             # The routed tier's call starts now, while the metadata and Routed go out: its time
@@ -247,6 +277,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                         yield Response(finished=self._finish(run, event))
                         if shadow_text is not None and not (event.escalated or event.degraded):
                             self._submit_shadow(route, event.served_tier, shadow_text)
+                        self._finished(route, run, event)
                         return
                     event = await anext(events)
             finally:
@@ -257,9 +288,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     pending.exception()  # already raised, or moot once the caller is gone
 
     def _cascade(
-        self, route: RouteRequest, decision: RoutingDecision, deadline: float | None
+        self,
+        route: RouteRequest,
+        decision: RoutingDecision,
+        deadline: float | None,
+        recorder: AnswerRecorder | None,
     ) -> TierCascade:
         policy = self._settings.policy
+        # The caller's own threshold (when allowed) overrides the controller's as well.
+        thresholds = self._quality.thresholds() if route.fallback_threshold is None else {}
         plan = CascadePlan(
             tiers=self._names,
             start=self._names.index(decision.tier),
@@ -270,25 +307,53 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 else route.fallback_threshold
             ),
             early_window_tokens=policy.early_window_tokens,
+            thresholds=thresholds,
         )
         request_id = route.request_id
         tier_request = _tier_request(route, request_id)
 
         def open_tier(tier: str) -> AsyncGenerator[TierItem, None]:
-            return self._tiers[tier].generate(tier_request, request_id, deadline)
+            stream = self._tiers[tier].generate(tier_request, request_id, deadline)
+            return stream if recorder is None else recorder.watch(tier, stream)
 
         return Cascade(plan, open_tier)
 
-    def _submit_shadow(self, route: RouteRequest, served_tier: str, text: list[str]) -> None:
+    def _shadow_opener(self, route: RouteRequest) -> ShadowOpener:
+        """Opens the replay of ``route`` on the largest tier (no caller deadline: the caller
+        is gone; the tier's own timeout bounds it)."""
         shadow_id = f"{route.request_id}:shadow"
         shadow_request = _tier_request(route, shadow_id)
         largest = self._tiers[self._names[-1]]
-        # No caller deadline: the caller is gone; the tier's own timeout bounds the shadow.
-        self._shadow.submit(
-            served_tier,
-            "".join(text),
-            lambda: largest.generate(shadow_request, shadow_id, None),
+        return lambda: largest.generate(shadow_request, shadow_id, None)
+
+    def _finished(
+        self, route: RouteRequest, run: _Run, outcome: Outcome[model_service_pb2.Finished]
+    ) -> None:
+        """Hand the answered request to the quality loop (after the caller has its answer)."""
+        if run.recorder is None or run.decision is None or run.costs is None:
+            return
+        self._quality.finished(
+            ServedRequest(
+                request_id=run.request_id,
+                tenant=run.caller.name,
+                route=run.decision.reason,
+                prompt=route.routing_text,
+                first_tier=run.decision.tier,
+                served_tier=outcome.served_tier,
+                tiers_tried=tuple(u.tier for u in outcome.usages),
+                escalated=outcome.escalated,
+                degraded=outcome.degraded,
+                answers=dict(run.recorder.answers),
+                routing_score=run.decision.classifier_score,
+                cost_usd=run.costs.cost_usd,
+                baseline_cost_usd=run.costs.baseline_cost_usd,
+                time=time.time(),
+            ),
+            self._shadow_opener(route),
         )
+
+    def _submit_shadow(self, route: RouteRequest, served_tier: str, text: list[str]) -> None:
+        self._shadow.submit(served_tier, "".join(text), self._shadow_opener(route))
 
     def _check_budget(self, route: RouteRequest, tier: str) -> None:
         if route.max_cost_usd is None:
@@ -306,6 +371,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     ) -> router_service_pb2.RouterFinished:
         total = time.monotonic() - run.started
         costs = self._record(run, "OK", outcome, total)
+        run.costs = costs
         return event_pb.finished_pb(outcome, costs, run.ttft, total)
 
     def _record_failure(self, run: _Run, code: str) -> None:
@@ -360,11 +426,13 @@ class _Run:
     __slots__ = (
         "caller",
         "cascade",
+        "costs",
         "decision",
         "escalations",
         "metadata_sent",
         "prompt_text",
         "recorded",
+        "recorder",
         "request_id",
         "started",
         "ttft",
@@ -378,6 +446,8 @@ class _Run:
         self.started = started
         self.decision: RoutingDecision | None = None
         self.cascade: TierCascade | None = None
+        self.recorder: AnswerRecorder | None = None
+        self.costs: CostBreakdown | None = None
         self.escalations: list[tuple[str, str, str]] = []
         self.ttft: float | None = None
         self.recorded = False

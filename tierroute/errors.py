@@ -19,6 +19,7 @@ class ErrorKind(enum.Enum):
     CANCELLED = "CANCELLED"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     INTERNAL = "INTERNAL"
 
@@ -85,6 +86,12 @@ class PermissionDeniedError(TierrouteError):
     """The caller is known but may not do this."""
 
     kind = ErrorKind.PERMISSION_DENIED
+
+
+class NotFoundError(TierrouteError):
+    """What the call names does not exist here (for example an unknown or evicted request id)."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class FailedPreconditionError(TierrouteError):

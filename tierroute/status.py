@@ -38,6 +38,7 @@ _CODES: dict[ErrorKind, int] = {
     ErrorKind.CANCELLED: code_pb2.CANCELLED,
     ErrorKind.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
     ErrorKind.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
+    ErrorKind.NOT_FOUND: code_pb2.NOT_FOUND,
     ErrorKind.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     ErrorKind.INTERNAL: code_pb2.INTERNAL,
 }

@@ -149,6 +149,14 @@ class QualityLoop:
             _log_change(change)
         return change
 
+    async def samples(self) -> list[JudgedSample]:
+        """Every held sample, oldest first."""
+        return await self._store.recent(self._settings.store_capacity)
+
+    async def discard(self, request_id: str, judge: str) -> bool:
+        """Forget ``request_id``'s judgment by ``judge`` (feedback sent again replaces it)."""
+        return await self._store.discard(request_id, judge)
+
     def record_undecided(
         self, tier: str, judge: str, shadow_cost_usd: float, judge_cost_usd: float
     ) -> None:

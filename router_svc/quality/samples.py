@@ -193,6 +193,10 @@ class SampleStore(Protocol):
         """How many samples are held (of ``tier`` if given)."""
         ...
 
+    async def discard(self, request_id: str, judge: str) -> bool:
+        """Forget the samples of ``request_id`` judged by ``judge``; True if any were held."""
+        ...
+
     async def close(self) -> None:
         """Flush and release whatever the store holds."""
         ...
@@ -247,6 +251,19 @@ class InProcessSampleStore:
     async def count(self, tier: str | None = None) -> int:
         """How many samples are held (of ``tier`` if given)."""
         return len(self._samples) if tier is None else self._per_tier[tier]
+
+    async def discard(self, request_id: str, judge: str) -> bool:
+        """Forget the samples of ``request_id`` judged by ``judge``; True if any were held."""
+        kept: deque[JudgedSample] = deque()
+        found = False
+        for sample in self._samples:
+            if sample.request_id == request_id and sample.judge == judge:
+                found = True
+                self._per_tier[sample.tier] -= 1
+            else:
+                kept.append(sample)
+        self._samples = kept
+        return found
 
     async def close(self) -> None:
         """Write the held samples to the file (atomically: a temporary file, then a rename)."""

@@ -15,6 +15,14 @@ Threshold = Annotated[float, Field(ge=0, le=1)]
 class QualitySettings(Section):
     """Judged samples, the quality monitor, the threshold controller and the learned score."""
 
+    enabled: bool = False
+    """Run the quality loop in the router: judged shadow samples, the learned escalation score
+    and the controlled thresholds. Off: the router escalates on the model's confidence against
+    ``policy.fallback_threshold`` and shadows as ``shadow.sample_rate`` says, as before."""
+    state_dir: Path | None = None
+    """Directory of the loop's files when their own paths are unset: ``samples.jsonl``,
+    ``thresholds.json`` and ``score_models.json``. Unset with no paths: nothing is persisted
+    (the loop starts from nothing on every start)."""
     target: float = Field(default=0.95, gt=0, le=1)
     """Quality ratio promised, relative to serving everything on the largest tier."""
     delta: float = Field(default=0.1, gt=0, lt=1)
@@ -50,8 +58,28 @@ class QualitySettings(Section):
     """L2 penalty of the learned score's logistic regression (standardised features)."""
     score_isotonic: bool = False
     """Recalibrate the learned score by isotonic regression."""
+    report_interval_seconds: float = Field(default=15.0, ge=0)
+    """How often the router recomputes the quality report (and its metrics); 0: only on
+    ``GetQuality``."""
+    recent_requests: int = Field(default=10000, ge=1)
+    """Finished requests the router remembers for caller feedback (the oldest are forgotten:
+    feedback on them is NOT_FOUND)."""
     pinned: dict[str, Threshold] = Field(default_factory=dict)
     """Operator-pinned thresholds by tier; they win over the controller and saved pins."""
+
+    def resolved(self) -> QualitySettings:
+        """These settings with every unset file path placed in ``state_dir`` (if set)."""
+        if self.state_dir is None:
+            return self
+        names = {
+            "store_path": "samples.jsonl",
+            "state_path": "thresholds.json",
+            "score_model_path": "score_models.json",
+        }
+        update = {
+            key: self.state_dir / name for key, name in names.items() if getattr(self, key) is None
+        }
+        return self.model_copy(update=update)
 
     @model_validator(mode="after")
     def _rates_ordered(self) -> QualitySettings:
