@@ -10,6 +10,9 @@ Sub-commands:
 - ``live DATA`` or ``live --task humaneval``: prompts through the real tiers, scored (exact match,
   or by running the task's tests in a sandbox); against ``--router ADDR`` or a platform it
   starts itself (``--tiers pair|code3``).
+- ``live DATA --policy static|fitted|controller ...``: the stream evaluation: the items in order
+  through one fresh router per policy, per window and overall, against the pinned tiers
+  (:mod:`tierroute_tools.evaluation.stream_run`).
 - ``fit-confidence RECORDS``: the confidence calibration and the fallback threshold, fitted on
   one half of live results and reported on the other; writes configuration for the services.
 
@@ -238,8 +241,67 @@ def _register_live(commands: Any) -> None:
     )
     live.add_argument("--split-seed", type=int, default=0, help="seed of that split")
     live.add_argument("--title", default=None, help="title of tables and plots")
+    _register_stream(live)
     _out_dir(live, "live")
     live.set_defaults(func=run_live)
+
+
+def _register_stream(live: Any) -> None:
+    stream = live.add_argument_group(
+        "stream evaluation (with --policy)",
+        "the items flow in order through one fresh router per policy, in chat form; pinned "
+        "arms per tier give all-largest quality and cost on the same items",
+    )
+    stream.add_argument(
+        "--policy",
+        action="append",
+        choices=("static", "fitted", "controller"),
+        help="policy to evaluate on the stream (repeatable): static (shipped threshold), "
+        "fitted (fit-confidence output), controller (quality loop on)",
+    )
+    stream.add_argument(
+        "--json", type=Path, default=None, help="per-policy summary JSON file (with --policy)"
+    )
+    stream.add_argument("--window", type=int, default=25, help="items per report window")
+    stream.add_argument(
+        "--fitted",
+        type=Path,
+        default=None,
+        help="fit-confidence output directory for the fitted policy (default: fit on the "
+        "pinned arms' fit half of this run)",
+    )
+    stream.add_argument(
+        "--tier-address",
+        action="append",
+        default=None,
+        metavar="NAME=HOST:PORT",
+        help="running tiers, cheapest first, instead of starting --tiers (repeatable)",
+    )
+    stream.add_argument(
+        "--tier-price",
+        action="append",
+        default=[],
+        metavar="NAME=IN,OUT",
+        help="with --tier-address: a tier's dollars per 1M input,output tokens (default: what "
+        "the tier's GetModelInfo says)",
+    )
+    stream.add_argument(
+        "--price-ratio",
+        type=float,
+        default=7.5,
+        help="price sweep: the cheapest tier at 1/RATIO of the largest tier's per-token price",
+    )
+    stream.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the arms an earlier run over the same items finished (stream.partial.jsonl)",
+    )
+    stream.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=30.0,
+        help="longest wait after the stream for shadow samples in flight to be judged",
+    )
 
 
 def _register_fit(commands: Any) -> None:
@@ -428,6 +490,8 @@ def run_live(args: argparse.Namespace) -> int:
     )
     from tierroute_tools.evaluation.live_run import run_live as live
 
+    if args.policy:
+        return run_stream(args)
     out = _resolve_out(args, "live")
     try:
         if args.router is not None and (args.router_config or args.model_config):
@@ -462,6 +526,76 @@ def run_live(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, LaunchError, RouterError, TierrouteError) as exc:
         return _fail(exc)
     print(live_markdown(report))
+    print(f"wrote {out}")
+    return 0
+
+
+def _tier_addresses(specs: list[str] | None) -> dict[str, str] | None:
+    if not specs:
+        return None
+    addresses = {}
+    for spec in specs:
+        name, sep, address = spec.partition("=")
+        if not sep or not name or not address:
+            raise ValueError(f"--tier-address {spec!r}: expected NAME=HOST:PORT")
+        addresses[name] = address
+    return addresses
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """The stream evaluation: pinned arms, then every policy on a fresh router of its own."""
+    import json
+
+    from tierroute.client import RouterError
+    from tierroute.errors import TierrouteError
+    from tierroute.launch import LaunchError
+    from tierroute_tools.evaluation.live import Sampling
+    from tierroute_tools.evaluation.live_run import read_yaml_mapping
+    from tierroute_tools.evaluation.prices import parse_prices
+    from tierroute_tools.evaluation.stream import STREAM_MAX_TOKENS, read_stream_items
+    from tierroute_tools.evaluation.stream_report import summary_json
+    from tierroute_tools.evaluation.stream_run import StreamOptions, run_stream_evaluation
+    from tierroute_tools.evaluation.stream_tables import stream_markdown
+
+    out = _resolve_out(args, "stream")
+    try:
+        if args.router is not None or args.task is not None or args.data is None:
+            raise ValueError(
+                "--policy needs a task file (DATA) and routers of its own (no --router)"
+            )
+        if args.model_config is not None:
+            raise ValueError("--model-config does not apply to --policy (see --fitted)")
+        items = read_stream_items(args.data, args.limit)
+        stop = tuple(s.encode().decode("unicode_escape") for s in args.stop or ())
+        options = StreamOptions(
+            out_dir=out,
+            policies=tuple(dict.fromkeys(args.policy)),
+            window=args.window,
+            sampling=Sampling(
+                max_tokens=args.max_tokens or STREAM_MAX_TOKENS,
+                stop=stop,
+                timeout_seconds=args.timeout,
+            ),
+            concurrency=args.concurrency,
+            preset=args.tiers,
+            tier_addresses=_tier_addresses(args.tier_address),
+            tier_prices=parse_prices(args.tier_price),
+            router_overrides=read_yaml_mapping(args.router_config),
+            fitted_dir=args.fitted,
+            price_ratio=args.price_ratio,
+            settle_seconds=args.settle_seconds,
+            resume=args.resume,
+            sandboxes=args.sandboxes,
+            seed=args.split_seed,
+            title=args.title or "Stream",
+        )
+        report = run_stream_evaluation(items, options, _log)
+    except (FileNotFoundError, ValueError, LaunchError, RouterError, TierrouteError) as exc:
+        return _fail(exc)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary_json(report), indent=2) + "\n", encoding="utf-8")
+    print(stream_markdown(report, options.title))
     print(f"wrote {out}")
     return 0
 
