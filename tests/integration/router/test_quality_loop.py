@@ -17,7 +17,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def _router(stack: Stack, name: str) -> ServiceProcess:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("quality-loop")
     small = _start_tier("small", logs)
     try:
@@ -172,7 +172,7 @@ async def _wait_for_samples(
     stub: router_service_pb2_grpc.RouterServiceStub, at_least: int
 ) -> R.GetQualityResponse:
     for _ in range(100):
-        quality = await stub.GetQuality(R.GetQualityRequest(), timeout=5)
+        quality: R.GetQualityResponse = await stub.GetQuality(R.GetQualityRequest(), timeout=5)
         if quality.overall.samples >= at_least:
             return quality
         await asyncio.sleep(0.05)
