@@ -292,6 +292,14 @@ def _register_stream(live: Any) -> None:
         help="price sweep: the cheapest tier at 1/RATIO of the largest tier's per-token price",
     )
     stream.add_argument(
+        "--quality",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the controller's quality loop (router quality: section), e.g. "
+        "initial_rate=0.5 refit_every=10 (repeatable; default: the router's defaults)",
+    )
+    stream.add_argument(
         "--resume",
         action="store_true",
         help="keep the arms an earlier run over the same items finished (stream.partial.jsonl)",
@@ -542,6 +550,19 @@ def _tier_addresses(specs: list[str] | None) -> dict[str, str] | None:
     return addresses
 
 
+def _settings(specs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs, each value read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    settings = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{spec!r}: expected KEY=VALUE")
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
 def run_stream(args: argparse.Namespace) -> int:
     """The stream evaluation: pinned arms, then every policy on a fresh router of its own."""
     import json
@@ -580,6 +601,7 @@ def run_stream(args: argparse.Namespace) -> int:
             preset=args.tiers,
             tier_addresses=_tier_addresses(args.tier_address),
             tier_prices=parse_prices(args.tier_price),
+            quality=_settings(args.quality),
             router_overrides=read_yaml_mapping(args.router_config),
             fitted_dir=args.fitted,
             price_ratio=args.price_ratio,

@@ -71,6 +71,8 @@ class StreamOptions:
     """Router settings merged under every policy's (``--router-config``)."""
     fitted_dir: Path | None = None
     """A ``fit-confidence`` output directory; None: fit on the pinned arms (fit half)."""
+    quality: Mapping[str, Any] = field(default_factory=dict)
+    """Settings of the controller's quality loop over the router's (``--quality``)."""
     price_ratio: float = TARGET_PRICE_RATIO
     settle_seconds: float = 30.0
     resume: bool = False
@@ -294,7 +296,11 @@ class StreamRun:
         state = self.out / "state" / policy
         shutil.rmtree(state, ignore_errors=True)  # every policy starts from a fresh state
         extra = policy_overrides(
-            policy, static_threshold=self.threshold, fitted=fitted, state_dir=state
+            policy,
+            static_threshold=self.threshold,
+            fitted=fitted,
+            state_dir=state,
+            quality=self.options.quality,
         )
         if policy != "controller" and not self.off:
             extra.pop("quality")
@@ -378,6 +384,7 @@ class StreamRun:
             "max_tokens": self.options.sampling.max_tokens,
             "concurrency": self.options.concurrency,
             "router_overrides": dict(self.options.router_overrides),
+            "controller_quality": dict(self.options.quality),
             "seconds": time.monotonic() - started,
             "snapshots": snapshots,
         }

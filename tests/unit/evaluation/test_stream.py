@@ -204,3 +204,30 @@ async def test_run_stream_goes_window_by_window(monkeypatch: pytest.MonkeyPatch)
     # No request of a window starts before the previous window's reading.
     assert router.log[:3] == ["prompt 0", "prompt 1", "quality"]
     assert router.log[router.log.index("prompt 2") - 1] == "quality"
+
+
+def _parse(argv: list[str]) -> Any:
+    import argparse
+
+    from tierroute_tools.commands import eval as eval_command
+
+    parser = argparse.ArgumentParser(prog="tierroute")
+    eval_command.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["eval", "live", *argv])
+
+
+def test_the_command_parses_stream_options_and_refuses_a_shared_router(tmp_path: Path) -> None:
+    from tierroute_tools.commands.eval import _settings, _tier_addresses
+
+    args = _parse(["d.jsonl", "--policy", "static", "--policy", "controller", "--window", "10"])
+    assert args.policy == ["static", "controller"] and args.window == 10
+    assert _settings(["initial_rate=0.5", "refit_every=10"]) == {
+        "initial_rate": 0.5,
+        "refit_every": 10,
+    }
+    assert _tier_addresses(["small=h:1", "large=h:2"]) == {"small": "h:1", "large": "h:2"}
+    with pytest.raises(ValueError):
+        _settings(["initial_rate"])
+    refused = _parse(["d.jsonl", "--policy", "static", "--router", "h:1"])
+    refused.out_dir = tmp_path
+    assert refused.func(refused) == 1
