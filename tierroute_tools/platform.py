@@ -125,6 +125,25 @@ def preset_router_overrides(name: str) -> dict[str, object]:
     return {}
 
 
+def demo_quality_overrides(state_dir: Path) -> dict[str, object]:
+    """Router settings that run the quality loop for the demo: every cheaper-served answer is
+    replayed on the largest tier and judged (a demo has a handful of queries, so sampling less
+    would judge none), its state kept in ``state_dir`` across runs."""
+    return {
+        "quality": {
+            "enabled": True,
+            "state_dir": str(state_dir),
+            "initial_rate": 1.0,
+            "floor_rate": 1.0,
+            "escalated_rate_factor": 1.0,
+            "report_interval_seconds": 5,
+        },
+        # Answers with a number or a code block are compared; prose goes to the largest tier's
+        # yes/no (the judges' default fallback).
+        "judges": {"default": "agreement"},
+    }
+
+
 @dataclass
 class PlatformOptions:
     """What :class:`LocalPlatform` starts and where it writes its logs and configuration."""

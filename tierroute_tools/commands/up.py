@@ -7,6 +7,12 @@ and Qwen2.5-Coder-0.5B; ``--tiers code3`` serves the code chain SmolLM2-135M, Qw
 and Qwen2.5-Coder-1.5B. With ``--demo`` it sends the preset's query mix through the router,
 prints per query the tiers tried, the reason, escalation, confidence, cost and savings, then
 the totals against serving everything on the last tier, and stops everything it started.
+
+The demo runs the router's quality loop: every answer a cheaper tier gave is replayed on the
+last tier and judged, and next to the savings the demo prints the quality it served: the
+judged estimate with its lower bound and evidence (``GetQuality``) and, for the queries that
+carry a gold ``answer`` (a number; their ``kind`` is ``number``), how many the served answers
+got right against the last tier's answers to the same queries.
 """
 
 from __future__ import annotations
@@ -80,18 +86,21 @@ def run(args: argparse.Namespace) -> int:
         PRESETS,
         LocalPlatform,
         PlatformOptions,
+        demo_quality_overrides,
         preset_models,
         preset_router_overrides,
     )
 
     overrides = preset_router_overrides(args.tiers)
+    run_dir = default_cache_dir() / "run"
+    if args.demo:
+        overrides.update(demo_quality_overrides(run_dir / "quality"))
     if not args.no_prepare:
         section = overrides.get("classifier")
         classifier_off = isinstance(section, dict) and section.get("enabled") is False
         _prepare(preset_models(args.tiers), classifier=not classifier_off)
     args.queries = args.queries or DEMO_QUERIES[args.tiers]
     args.max_tokens = args.max_tokens or DEMO_MAX_TOKENS[args.tiers]
-    run_dir = default_cache_dir() / "run"
     options = PlatformOptions(
         run_dir=run_dir,
         tiers=PRESETS[args.tiers],
@@ -122,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
         if args.demo:
             started = time.monotonic()
             rows = asyncio.run(_replay(platform.router_address, args))
-            _print_totals(rows, baseline_tier=list(platform.tiers)[-1])
+            last = list(platform.tiers)[-1]
+            _print_totals(rows, baseline_tier=last)
             print(f"  wall time          {time.monotonic() - started:.1f} s")
+            asyncio.run(_print_quality(platform.router_address, rows, args, last))
             (run_dir / "demo.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
             print(f"per-query results written to {run_dir / 'demo.json'}")
             return 0 if rows and all(r.error == "" for r in rows) else 1
@@ -155,6 +166,9 @@ class DemoRow:
     seconds: float
     answer: str
     error: str = ""
+    prompt: str = ""
+    gold: str | None = None
+    """The query's gold answer (a number), when the mix carries one."""
 
 
 async def _replay(address: str, args: argparse.Namespace) -> list[DemoRow]:
@@ -211,6 +225,8 @@ async def _replay(address: str, args: argparse.Namespace) -> list[DemoRow]:
                 baseline_cost_usd=f.baseline_cost_usd,
                 seconds=time.monotonic() - started,
                 answer=result.text,
+                prompt=query["prompt"],
+                gold=None if query.get("answer") is None else str(query["answer"]),
             )
             rows.append(row)
             saved = 1 - f.cost_usd / f.baseline_cost_usd if f.baseline_cost_usd else 0.0
@@ -256,4 +272,100 @@ def _print_totals(rows: list[DemoRow], baseline_tier: str = "large") -> None:
         print(
             f"  savings            ${baseline - cost:.6f} = {share:.1%} of the all-{baseline_tier} "
             "cost"
+        )
+
+
+QUALITY_SETTLE_SECONDS = 300.0
+"""Longest wait for the judging of the last answers (shadows run on the CPU-bound last tier)."""
+
+
+async def _print_quality(
+    address: str, rows: list[DemoRow], args: argparse.Namespace, last_tier: str
+) -> None:
+    """The quality the demo served: judged (``GetQuality``) and, where known, against gold."""
+    from tierroute.client import Router, RouterError
+
+    done = [r for r in rows if not r.error]
+    async with Router(address, timeout=600) as router:
+        try:
+            # Judged quality first: the gold check's own calls to the last tier are traffic too.
+            reply = await _settled_quality(router)
+            gold = await _gold_quality(router, done, args, last_tier)
+        except RouterError as exc:
+            print(f"\nquality: not available ({exc})")
+            return
+    print_demo_quality(reply, gold, last_tier)
+
+
+async def _settled_quality(router: Any) -> Any:
+    """``GetQuality`` once the judged samples stopped growing (or the wait ran out)."""
+    deadline = time.monotonic() + QUALITY_SETTLE_SECONDS
+    reply = await router.get_quality()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(5)
+        again = await router.get_quality()
+        if again.overall.samples == reply.overall.samples:
+            return again
+        reply = again
+    return reply
+
+
+@dataclass(frozen=True)
+class GoldQuality:
+    """Gold-scored answers of the queries that carry a gold answer."""
+
+    items: int
+    served_right: int
+    last_right: int
+
+
+async def _gold_quality(
+    router: Any, rows: list[DemoRow], args: argparse.Namespace, last_tier: str
+) -> GoldQuality | None:
+    """Served answers vs the last tier's answers to the same queries, scored against gold."""
+    from tierroute.answers import normalise_number
+
+    scored = [r for r in rows if r.gold is not None]
+    if not scored:
+        return None
+    served_right = last_right = 0
+    for row in scored:
+        gold = normalise_number(row.gold or "")
+        served_right += normalise_number(row.answer) == gold
+        if row.served_tier == last_tier:
+            reference = row.answer
+        else:
+            pinned = await router.complete(
+                [("user", row.prompt)], max_tokens=args.max_tokens, tier=last_tier
+            )
+            reference = pinned.text
+        last_right += normalise_number(reference) == gold
+    return GoldQuality(len(scored), served_right, last_right)
+
+
+def print_demo_quality(reply: Any, gold: GoldQuality | None, last_tier: str) -> None:
+    """Print the judged quality (a ``GetQualityResponse``) and the gold comparison."""
+    print("\nquality served")
+    if not reply.enabled:
+        print("  judged             the router runs without the quality loop")
+    elif reply.overall.samples == 0:
+        print("  judged             no judged sample yet")
+    else:
+        overall = reply.overall
+        judges = ", ".join(f"{j.judge} {j.samples}" for j in reply.judges)
+        print(
+            f"  judged             {overall.estimate:.1%} of all-{last_tier} (lower bound "
+            f"{overall.lower_bound:.1%} at {reply.confidence_level:.0%} confidence; target "
+            f"{reply.target:.0%}), {overall.samples} judged samples ({judges})"
+        )
+        print(
+            f"  measuring cost     shadow ${reply.shadow_cost_usd:.6f} + judges "
+            f"${reply.judge_cost_usd:.6f}; savings net of it {reply.savings_ratio:.1%}"
+        )
+    if gold is not None:
+        ratio = gold.served_right / gold.last_right if gold.last_right else float("nan")
+        print(
+            f"  gold answers       served {gold.served_right}/{gold.items} right, all-"
+            f"{last_tier} {gold.last_right}/{gold.items}: {ratio:.0%} of the {last_tier} "
+            "tier's gold quality"
         )
