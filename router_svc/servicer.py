@@ -28,11 +28,11 @@ from router_svc.auth import Caller, Gate, OpenCaller
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
 from router_svc.costs import CostBreakdown, token_cost
-from router_svc.judged_samples import ServedRequest
 from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
 from router_svc.quality_hook import QualityHook, QualityOff
+from router_svc.request_run import RequestRun
 from router_svc.route_request import Arrival, RouteRequest, read_generate, read_route
 from router_svc.shadow import ShadowOpener, ShadowSampler
 from router_svc.tiers import TierItem, TierPool
@@ -52,6 +52,7 @@ AUTHORIZATION_KEY = "authorization"
 Context = grpc.aio.ServicerContext[Any, Any]
 Response = router_service_pb2.RouterServiceGenerateResponse
 TierCascade = Cascade[common_pb2.TokenDelta, model_service_pb2.Finished]
+_Run = RequestRun[common_pb2.TokenDelta, model_service_pb2.Finished]
 
 
 def _metadata(context: Context, key: str) -> str:
@@ -168,7 +169,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         limits = self._settings.limits
         arrival = read_generate(request, limits, _metadata(context, REQUEST_ID_KEY))
         structlog.contextvars.bind_contextvars(request_id=arrival.request_id)
-        run = _Run(arrival.request_id, OpenCaller(_metadata(context, TENANT_KEY)), started)
+        run: _Run = RequestRun(
+            arrival.request_id, OpenCaller(_metadata(context, TENANT_KEY)), started
+        )
         if self._settings.logging.log_prompts:
             # Even for a request refused below: the log says what was asked.
             run.prompt_text = arrival.routing_text
@@ -330,27 +333,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, route: RouteRequest, run: _Run, outcome: Outcome[model_service_pb2.Finished]
     ) -> None:
         """Hand the answered request to the quality loop (after the caller has its answer)."""
-        if run.recorder is None or run.decision is None or run.costs is None:
-            return
-        self._quality.finished(
-            ServedRequest(
-                request_id=run.request_id,
-                tenant=run.caller.name,
-                route=run.decision.reason,
-                prompt=route.routing_text,
-                first_tier=run.decision.tier,
-                served_tier=outcome.served_tier,
-                tiers_tried=tuple(u.tier for u in outcome.usages),
-                escalated=outcome.escalated,
-                degraded=outcome.degraded,
-                answers=dict(run.recorder.answers),
-                routing_score=run.decision.classifier_score,
-                cost_usd=run.costs.cost_usd,
-                baseline_cost_usd=run.costs.baseline_cost_usd,
-                time=time.time(),
-            ),
-            self._shadow_opener(route),
-        )
+        served = run.served_request(route.routing_text, outcome, time.time())
+        if served is not None:
+            self._quality.finished(served, self._shadow_opener(route))
 
     def _submit_shadow(self, route: RouteRequest, served_tier: str, text: list[str]) -> None:
         self._shadow.submit(served_tier, "".join(text), self._shadow_opener(route))
@@ -418,38 +403,3 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         run.caller.charge(costs.cost_usd)
         return costs
-
-
-class _Run:
-    """Mutable state of one Generate call, for the ledger."""
-
-    __slots__ = (
-        "caller",
-        "cascade",
-        "costs",
-        "decision",
-        "escalations",
-        "metadata_sent",
-        "prompt_text",
-        "recorded",
-        "recorder",
-        "request_id",
-        "started",
-        "ttft",
-    )
-
-    def __init__(self, request_id: str, caller: Caller, started: float) -> None:
-        self.request_id = request_id
-        self.caller = caller
-        """Who is charged with the cost: an open caller (its ``x-tenant`` label) until the
-        gate says otherwise."""
-        self.started = started
-        self.decision: RoutingDecision | None = None
-        self.cascade: TierCascade | None = None
-        self.recorder: AnswerRecorder | None = None
-        self.costs: CostBreakdown | None = None
-        self.escalations: list[tuple[str, str, str]] = []
-        self.ttft: float | None = None
-        self.recorded = False
-        self.prompt_text = ""
-        self.metadata_sent = False
