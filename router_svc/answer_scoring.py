@@ -79,8 +79,18 @@ D = TypeVar("D")
 class AnswerRecorder:
     """Keeps every tier answer of one request and scores the cheaper tiers' when they finish."""
 
-    def __init__(self, scorer: EscalationScorer, scored_tiers: frozenset[str], prompt: str) -> None:
+    def __init__(
+        self,
+        scorer: EscalationScorer,
+        scored_tiers: frozenset[str],
+        prompt: str,
+        attach_score: bool = True,
+    ) -> None:
+        """``attach_score`` False: answers are still scored and kept, but the results passed on
+        carry no score, so the cascade compares the model's confidence (a caller's own
+        ``fallback_threshold`` is a confidence threshold)."""
         self._scorer = scorer
+        self._attach = attach_score
         self._scored = scored_tiers
         self._prompt = prompt
         self.answers: dict[str, TierAnswer] = {}
@@ -118,4 +128,4 @@ class AnswerRecorder:
         features[CONFIDENCE_FEATURE] = result.confidence
         answer.features = features
         answer.score = self._scorer.escalation_score(answer.tier, features)
-        return replace(result, score=answer.score)
+        return replace(result, score=answer.score) if self._attach else result

@@ -53,8 +53,9 @@ class QualityHook(Protocol):
         """The escalation threshold in force per cheaper tier (empty: the policy's)."""
         ...
 
-    def recorder(self, prompt: str) -> AnswerRecorder | None:
-        """A recorder of one request's answers (None: answers are not kept)."""
+    def recorder(self, prompt: str, attach_score: bool = True) -> AnswerRecorder | None:
+        """A recorder of one request's answers (None: answers are not kept); ``attach_score``
+        False keeps the cascade on the model's confidence."""
         ...
 
     def finished(self, request: ServedRequest, shadow: ShadowOpener) -> None:
@@ -90,7 +91,7 @@ class QualityOff:
         """None: the policy's fallback threshold applies to every tier."""
         return {}
 
-    def recorder(self, prompt: str) -> AnswerRecorder | None:
+    def recorder(self, prompt: str, attach_score: bool = True) -> AnswerRecorder | None:
         """None: the cascade compares the model's confidence."""
         return None
 
@@ -151,9 +152,9 @@ class QualityOn:
         """The controller's threshold per cheaper tier."""
         return {tier: self._loop.threshold(tier) for tier in self._scored}
 
-    def recorder(self, prompt: str) -> AnswerRecorder:
+    def recorder(self, prompt: str, attach_score: bool = True) -> AnswerRecorder:
         """A recorder scoring the cheaper tiers' answers with the loop's learned score."""
-        return AnswerRecorder(self._loop, self._scored, prompt)
+        return AnswerRecorder(self._loop, self._scored, prompt, attach_score)
 
     def finished(self, request: ServedRequest, shadow: ShadowOpener) -> None:
         """Count the request, remember it for feedback, offer it for judging."""

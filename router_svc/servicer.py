@@ -194,7 +194,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             self._metrics.active_streams.inc()
             run.decision = await self._decide(route)
             self._check_budget(route, run.decision.tier)
-            run.recorder = self._quality.recorder(route.routing_text)
+            # A caller's own fallback_threshold is a confidence threshold: the learned score
+            # is still computed (for judging) but the cascade compares the confidence.
+            own = route.fallback_threshold is not None
+            run.recorder = self._quality.recorder(route.routing_text, attach_score=not own)
             run.cascade = self._cascade(route, run.decision, deadline, run.recorder)
             async for response in self._stream(route, run, context):
                 yield response

@@ -95,3 +95,12 @@ async def test_the_cascade_compares_the_score_with_the_tiers_own_threshold() -> 
     assert "escalation score 0.300 below the threshold 0.400" in escalation.reason
     # Without a per-tier threshold the plan's applies (0.65).
     assert (await served(0.5, {}))[0] == "large"
+
+
+async def test_without_attaching_the_score_the_cascade_reads_the_confidence() -> None:
+    recorder = AnswerRecorder(FixedScorer(0.1), frozenset({"small"}), "q", attach_score=False)
+    items = [i async for i in recorder.watch("small", stream(("a",), 0.9))]
+    result = items[-1]
+    assert isinstance(result, TierResult) and result.escalation_score == 0.9
+    # Still scored and kept for judging.
+    assert recorder.answers["small"].score == 0.1
