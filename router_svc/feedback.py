@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router_svc.judged_samples import ServedRequest
-from router_svc.quality import JudgedSample, QualityLoop
+from router_svc.quality import QualityLoop
 from tierroute.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from tierroute.judges import verdict_from_feedback
 from tierroute.judges.feedback import ACCEPTABLE_FROM, NAME
@@ -106,26 +106,13 @@ async def store_feedback(
         confidence = served.confidence if served is not None else None
         answer_score, features = min(1.0, max(0.0, confidence or 0.0)), {}
     now = clock()
-    sample = JudgedSample(
-        request_id=request.request_id,
-        tenant=request.tenant,
-        route=request.route,
-        tier=request.first_tier,
-        served_tier=request.served_tier,
-        tiers_tried=request.tiers_tried,
-        escalated=request.escalated,
+    # Feedback is not drawn at random: it stands for itself only (weight 1).
+    sample = request.judged(
+        verdict,
         score=answer_score,
         features=features,
-        routing_score=request.routing_score,
-        judge=NAME,
-        acceptable=verdict.acceptable,
-        judge_score=verdict.score,
-        # Feedback is not drawn at random: it stands for itself only.
         sample_weight=1.0,
-        served_cost_usd=request.cost_usd,
-        baseline_cost_usd=request.baseline_cost_usd,
         shadow_cost_usd=0.0,
-        judge_cost_usd=0.0,
         time=now,
     )
     replaced = await loop.discard(request_id, NAME)

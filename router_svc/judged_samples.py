@@ -33,7 +33,7 @@ from router_svc.cascade import TierResult
 from router_svc.costs import Prices, token_cost
 from router_svc.quality import JudgedSample, QualityLoop
 from router_svc.shadow import ShadowOpener
-from tierroute.judges import JudgeCase, JudgeError
+from tierroute.judges import JudgeCase, JudgeError, Verdict
 from tierroute.judges.registry import JudgeRegistry
 
 _log = structlog.get_logger("router_svc.judged_samples")
@@ -69,6 +69,39 @@ class ServedRequest:
         if answer is None or not answer.finished or answer.score is None:
             return None
         return answer
+
+    def judged(
+        self,
+        verdict: Verdict,
+        *,
+        score: float,
+        features: Mapping[str, float],
+        sample_weight: float,
+        shadow_cost_usd: float,
+        time: float,
+    ) -> JudgedSample:
+        """The judged sample of this request's first tier's answer (the one record builder)."""
+        return JudgedSample(
+            request_id=self.request_id,
+            tenant=self.tenant,
+            route=self.route,
+            tier=self.first_tier,
+            served_tier=self.served_tier,
+            tiers_tried=self.tiers_tried,
+            escalated=self.escalated,
+            score=score,
+            features=features,
+            routing_score=self.routing_score,
+            judge=verdict.judge,
+            acceptable=verdict.acceptable,
+            judge_score=verdict.score,
+            sample_weight=max(1.0, sample_weight),
+            served_cost_usd=self.cost_usd,
+            baseline_cost_usd=self.baseline_cost_usd,
+            shadow_cost_usd=shadow_cost_usd,
+            judge_cost_usd=verdict.cost_usd,
+            time=time,
+        )
 
 
 @dataclass(frozen=True)
@@ -153,25 +186,12 @@ class JudgedSampler:
                 request, verdict.judge, reference.shadow_cost_usd, verdict.cost_usd, verdict.reason
             )
             return
-        sample = JudgedSample(
-            request_id=request.request_id,
-            tenant=request.tenant,
-            route=request.route,
-            tier=request.first_tier,
-            served_tier=request.served_tier,
-            tiers_tried=request.tiers_tried,
-            escalated=request.escalated,
+        sample = request.judged(
+            verdict,
             score=candidate.score,
             features=candidate.features or {},
-            routing_score=request.routing_score,
-            judge=verdict.judge,
-            acceptable=verdict.acceptable,
-            judge_score=verdict.score,
-            sample_weight=max(1.0, weight),
-            served_cost_usd=request.cost_usd,
-            baseline_cost_usd=request.baseline_cost_usd,
+            sample_weight=weight,
             shadow_cost_usd=reference.shadow_cost_usd,
-            judge_cost_usd=verdict.cost_usd,
             time=request.time,
         )
         await self._loop.record(sample)
