@@ -25,7 +25,6 @@ def register(subparsers: Any) -> None:
         "ask", help="send one query to a running router", description=__doc__
     )
     parser.add_argument("prompt", help="the question (use - to read it from standard input)")
-    parser.add_argument("--router", default="127.0.0.1:50051", help="router address (host:port)")
     parser.add_argument("--max-tokens", type=int, default=256, help="tokens to generate at most")
     parser.add_argument(
         "--mode",
@@ -33,7 +32,14 @@ def register(subparsers: Any) -> None:
         help="fallback mode (default: the router's)",
     )
     parser.add_argument("--tier", help="pin a tier by name (needs the permission)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="deadline in seconds")
+    add_router_arguments(parser, timeout=120.0)
+    parser.set_defaults(func=run)
+
+
+def add_router_arguments(parser: argparse.ArgumentParser, *, timeout: float) -> None:
+    """Address, deadline, API key and TLS flags of every command that calls a router."""
+    parser.add_argument("--router", default="127.0.0.1:50051", help="router address (host:port)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="deadline in seconds")
     parser.add_argument(
         "--api-key", default=None, help=f"API key (default: ${API_KEY_ENV} when set)"
     )
@@ -43,7 +49,6 @@ def register(subparsers: Any) -> None:
     tls.add_argument("--cert-file", type=Path, help="PEM client certificate (mutual TLS)")
     tls.add_argument("--key-file", type=Path, help="PEM key of --cert-file")
     tls.add_argument("--server-name", help="name to check the router's certificate against")
-    parser.set_defaults(func=run)
 
 
 def client_tls(args: argparse.Namespace) -> ClientTls | None:

@@ -21,10 +21,9 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from tierroute_tools.commands.ask import API_KEY_ENV, client_tls
+from tierroute_tools.commands.ask import API_KEY_ENV, add_router_arguments, client_tls
 
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,21 +32,6 @@ if TYPE_CHECKING:
 
 # Statuses that mean "no answer from a router at this address" rather than a refusal.
 _UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
-
-
-def _router_arguments(parser: argparse.ArgumentParser) -> None:
-    """Address, key, deadline and TLS flags, as ``tierroute ask`` takes them."""
-    parser.add_argument("--router", default="127.0.0.1:50051", help="router address (host:port)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
-    parser.add_argument(
-        "--api-key", default=None, help=f"API key (default: ${API_KEY_ENV} when set)"
-    )
-    tls = parser.add_argument_group("TLS (a router started with server.tls)")
-    tls.add_argument("--tls", action="store_true", help="use TLS (implied by the options below)")
-    tls.add_argument("--ca-file", type=Path, help="PEM CA bundle the router certificate chains to")
-    tls.add_argument("--cert-file", type=Path, help="PEM client certificate (mutual TLS)")
-    tls.add_argument("--key-file", type=Path, help="PEM key of --cert-file")
-    tls.add_argument("--server-name", help="name to check the router's certificate against")
 
 
 def _score(text: str) -> float:
@@ -68,7 +52,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _router_arguments(quality)
+    add_router_arguments(quality, timeout=10.0)
     quality.add_argument("--json", action="store_true", help="print the response as JSON")
     quality.set_defaults(func=run_quality)
     feedback = subparsers.add_parser(
@@ -77,7 +61,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _router_arguments(feedback)
+    add_router_arguments(feedback, timeout=10.0)
     feedback.add_argument("request_id", help="id of the request (Routed.request_id, x-request-id)")
     feedback.add_argument("score", type=_score, help="how acceptable the answer was, 0 .. 1")
     feedback.add_argument("--comment", default="", help="a remark stored with the judgment")
