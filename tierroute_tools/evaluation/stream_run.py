@@ -81,11 +81,16 @@ class StreamOptions:
     title: str = "Stream"
 
 
-def _quality_switch() -> bool:
-    """Whether the router's quality section has its ``enabled`` switch."""
+def _quality_fields() -> frozenset[str]:
+    """The settings the router's quality section knows (it has grown: ``enabled``, ``warmup``)."""
     from router_svc.quality.settings import QualitySettings
 
-    return "enabled" in QualitySettings.model_fields
+    return frozenset(QualitySettings.model_fields)
+
+
+def _quality_switch() -> bool:
+    """Whether the router's quality section has its ``enabled`` switch."""
+    return "enabled" in _quality_fields()
 
 
 def _base_router_config(
@@ -304,6 +309,10 @@ class StreamRun:
         )
         if policy != "controller" and not self.off:
             extra.pop("quality")
+        if policy == "controller" and "warmup" in _quality_fields():
+            # The controller starts from the static threshold (what it is compared with), not
+            # from escalating everything, unless --quality warmup=... says otherwise.
+            extra["quality"].setdefault("warmup", "start")
         return extra
 
     def _shipped(self, scorer: MixedScorer) -> None:
