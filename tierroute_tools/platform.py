@@ -128,10 +128,13 @@ def preset_router_overrides(name: str) -> dict[str, object]:
 def demo_quality_overrides(state_dir: Path) -> dict[str, object]:
     """Router settings that run the quality loop for the demo: every cheaper-served answer is
     replayed on the largest tier and judged (a demo has a handful of queries, so sampling less
-    would judge none), its state kept in ``state_dir`` across runs."""
+    would judge none), its state kept in ``state_dir`` across runs. A demo is far too short to
+    certify a threshold, so it starts at the policy's threshold (``warmup: start``) instead of
+    escalating everything until certified, the production default."""
     return {
         "quality": {
             "enabled": True,
+            "warmup": "start",
             "state_dir": str(state_dir),
             "initial_rate": 1.0,
             "floor_rate": 1.0,

@@ -1,7 +1,8 @@
 """The threshold controller: per cheaper tier, the escalation threshold in force and why.
 
-Each cheaper tier starts at its start value (the configured or offline-fitted threshold) and
-stays there until it holds ``min_samples`` judged samples. From then on every :meth:`update`
+Each cheaper tier starts at its start value (1.0, escalate everything, by default: conservative
+while there is no evidence; or the configured or offline-fitted threshold) and stays there
+until it holds ``min_samples`` judged samples. From then on every :meth:`update`
 recomputes the threshold with Learn-then-Test (:mod:`.ltt`): the lowest threshold whose loss
 against all-largest is within ``1 - target`` with confidence ``1 - delta``, which is the one
 that saves most. An operator pin overrides the computed value until unpinned (the computation
@@ -126,9 +127,15 @@ class ThresholdController:
         fallback_threshold: float,
         clock: Callable[[], float] = time.time,
     ) -> ThresholdController:
-        """A controller configured by ``settings``; the start value defaults to the policy's
-        ``fallback_threshold``."""
-        start = fallback_threshold if settings.start_threshold is None else settings.start_threshold
+        """A controller configured by ``settings``: with ``warmup: escalate`` every tier starts
+        at 1.0 (escalate all: conservative while there is no evidence); with ``warmup: start``
+        at ``start_threshold``, defaulting to the policy's ``fallback_threshold``."""
+        if settings.warmup == "escalate":
+            start = ESCALATE_ALL
+        elif settings.start_threshold is None:
+            start = fallback_threshold
+        else:
+            start = settings.start_threshold
         return cls(
             tiers,
             start,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,8 +29,14 @@ class QualitySettings(Section):
     """Risk: the promise holds with confidence ``1 - delta``."""
     min_samples: int = Field(default=30, ge=1)
     """Judged samples a tier needs before its threshold moves from the start value."""
+    warmup: Literal["escalate", "start"] = "escalate"
+    """The threshold before the evidence can certify one. ``escalate``: 1.0, every answer of
+    the tier escalates (the promise holds from the first request; both tiers are paid until
+    the evidence certifies a lower threshold). ``start``: ``start_threshold`` (cheaper at once,
+    unproven: the offline threshold's quality on this traffic is unknown)."""
     start_threshold: float | None = Field(default=None, ge=0, le=1)
-    """Threshold before evidence (e.g. the offline fit); None: the policy's fallback threshold."""
+    """Threshold before evidence with ``warmup: start`` (e.g. the offline fit); None: the
+    policy's fallback threshold."""
     grid_step: float = Field(default=0.01, gt=0, le=0.5)
     """Spacing of the candidate thresholds tested from 1 downwards."""
     refit_every: int = Field(default=50, ge=1)
@@ -50,8 +56,11 @@ class QualitySettings(Section):
     """Share of cheaper-served requests shadowed while a tier has fewer than ``min_samples``."""
     floor_rate: float = Field(default=0.01, ge=0, le=1)
     """Lowest sampling rate, however much evidence there is (traffic drifts)."""
-    escalated_rate_factor: float = Field(default=0.25, ge=0, le=1)
-    """Escalated requests are shadowed at the rate times this factor."""
+    escalated_rate_factor: float = Field(default=1.0, ge=0, le=1)
+    """Escalated requests are sampled at the rate times this factor. They are judged against
+    the answer the largest tier already served (no shadow call), and they are the evidence
+    that lets the threshold come down from a conservative warm-up; lower it when judging
+    itself is costly (the ``llm`` judge)."""
     score_min_samples: int = Field(default=30, ge=1)
     """Samples of each class (acceptable, not) before the learned score replaces the prior."""
     score_l2: float = Field(default=1.0, gt=0)

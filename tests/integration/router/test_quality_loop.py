@@ -123,6 +123,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "shadow": {"max_in_flight": 8},
                 "quality": {
                     "enabled": True,
+                    # Start from the static threshold (not the default escalate-all warm-up),
+                    # to show the controller correcting a threshold that starts out wrong.
+                    "warmup": "start",
                     "state_dir": str(logs / "state"),
                     # A small promise and few samples, so that the test runs in seconds.
                     "target": 0.9,

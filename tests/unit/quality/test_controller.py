@@ -221,13 +221,21 @@ async def test_a_corrupt_state_file_is_ignored(tmp_path: Path) -> None:
     assert c.threshold("small") == 0.65
 
 
-def test_from_settings_defaults_the_start_to_the_policy_threshold() -> None:
+def test_from_settings_warms_up_escalating_everything() -> None:
     c = ThresholdController.from_settings(
         QualitySettings(pinned={"medium": 0.5}), ["small", "medium"], 0.7
     )
-    assert c.threshold("small") == 0.7 and c.threshold("medium") == 0.5 and c.target == 0.95
+    # No evidence yet: conservative (every answer escalates); a pin still wins.
+    assert c.threshold("small") == 1.0 and c.threshold("medium") == 0.5 and c.target == 0.95
+
+
+def test_from_settings_with_a_start_warmup_defaults_the_start_to_the_policy_threshold() -> None:
+    c = ThresholdController.from_settings(
+        QualitySettings(warmup="start", pinned={"medium": 0.5}), ["small", "medium"], 0.7
+    )
+    assert c.threshold("small") == 0.7 and c.threshold("medium") == 0.5
     started = ThresholdController.from_settings(
-        QualitySettings(start_threshold=0.4), ["small"], 0.7
+        QualitySettings(warmup="start", start_threshold=0.4), ["small"], 0.7
     )
     assert started.threshold("small") == 0.4
 

@@ -212,12 +212,12 @@ async def test_get_quality_is_empty_when_the_loop_is_off_and_full_when_on(tmp_pa
         loop, build_judges(JudgeSettings(fallbacks={})), "large", LARGE_PRICES, 4
     )
     on = QualityOn(loop, sampler, RecentRequests(10), ("small", "large"), 0, clock=lambda: 7.0)
-    assert on.thresholds() == {"small": 0.65}
+    assert on.thresholds() == {"small": 1.0}  # warm-up: escalate all until certified
     on.finished(request(), Shadow())
     await settle(sampler)
     reply = quality_pb(await on.snapshot(), ("small", "large"))
     assert reply.enabled and reply.overall.samples == 1 and reply.confidence_level == 0.9
-    assert [(t.tier, t.value, t.samples) for t in reply.thresholds] == [("small", 0.65, 0)]
+    assert [(t.tier, t.value, t.samples) for t in reply.thresholds] == [("small", 1.0, 0)]
     assert reply.cost_usd == 0.001 and reply.shadow_cost_usd == pytest.approx(0.002)
     assert [(j.judge, j.samples, j.acceptable) for j in reply.judges] == [("agreement", 1, 1)]
     assert reply.computed_time.seconds == 7

@@ -38,7 +38,13 @@ async def test_with_the_loop_feedback_is_stored_and_state_saved(
 ) -> None:
     settings = router_settings(
         {"small": [fresh.small.target], "large": [fresh.large.target]},
-        quality={"enabled": True, "state_dir": str(tmp_path), "report_interval_seconds": 0},
+        # warmup "start": the small tier serves from the first request (the policy threshold).
+        quality={
+            "enabled": True,
+            "warmup": "start",
+            "state_dir": str(tmp_path),
+            "report_interval_seconds": 0,
+        },
     )
     app, stub = await make_router(settings)
     call = stub.Generate(generate(), timeout=10, metadata=(("x-request-id", "fb-1"),))
