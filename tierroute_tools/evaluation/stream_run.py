@@ -309,10 +309,6 @@ class StreamRun:
         )
         if policy != "controller" and not self.off:
             extra.pop("quality")
-        if policy == "controller" and "warmup" in _quality_fields():
-            # The controller starts from the static threshold (what it is compared with), not
-            # from escalating everything, unless --quality warmup=... says otherwise.
-            extra["quality"].setdefault("warmup", "start")
         return extra
 
     def _shipped(self, scorer: MixedScorer) -> None:
