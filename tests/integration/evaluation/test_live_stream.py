@@ -98,8 +98,15 @@ def run(tiers: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path
     data.write_text("".join(json.dumps(row) + "\n" for row in _items()), encoding="utf-8")
     config = out / "router-config.yaml"
     # Every request starts on the small tier (no classifier); the loop learns fast enough
-    # for a 16-item stream: every small answer shadowed, a refit every few samples.
-    quality = {"min_samples": 4, "refit_every": 4, "initial_rate": 1.0, "score_min_samples": 2}
+    # for a 16-item stream: every small answer shadowed, a refit every few samples. It starts
+    # from the static threshold (warmup: start) so that small answers are served and shadowed.
+    quality = {
+        "min_samples": 4,
+        "refit_every": 4,
+        "initial_rate": 1.0,
+        "score_min_samples": 2,
+        "warmup": "start",
+    }
     config.write_text(
         yaml.safe_dump({"classifier": {"enabled": False}, "quality": quality}), encoding="utf-8"
     )
