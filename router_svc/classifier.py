@@ -1,6 +1,12 @@
-"""The router's classifier at serving time: tokenizer + one ONNX graph, no torch.
+"""The router's classifier at serving time: the encoder switch and the ONNX MiniLM path, no torch.
 
-The artefact directory (``$TIERROUTE_CACHE_DIR/classifier/``, built by ``tierroute classifier
+``classifier.encoder`` picks the encoder: ``static`` (the default; a distilled token-embedding
+table in numpy, microseconds per prompt, :mod:`router_svc.encoders.static`) or ``minilm`` (the
+transformer in ONNX, below). :func:`load_classifier` builds the configured one; both score with
+the same contract (:class:`LoadedClassifier`). :func:`load_static_embedding` gives the static
+prompt embedding (``embed(text) -> np.ndarray``) whichever encoder scores.
+
+The MiniLM artefact directory (``$TIERROUTE_CACHE_DIR/classifier/``, built by ``tierroute classifier
 build``) holds ``router.int8.onnx`` (encoder, mean pooling, L2 normalisation and the trained
 logistic head in one graph), ``router.onnx`` (the same in fp32), ``tokenizer.json`` and
 ``card.json`` (how it was trained, its calibrated threshold and truncation budget). Names,
@@ -31,10 +37,13 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import Field, model_validator
 
+from router_svc.encoders.static import StaticClassifier, StaticEmbedding
 from tierroute.classifier_artifact import (  # re-exported: the artefact contract
     ATTENTION_MASK,
     CARD_FILE,
     EMBEDDING_OUTPUT,
+    ENCODER_MINILM,
+    ENCODER_STATIC,
     INPUT_IDS,
     MODEL_FILE,
     PROBABILITY_OUTPUT,
@@ -45,6 +54,7 @@ from tierroute.classifier_artifact import (  # re-exported: the artefact contrac
     PromptEncoder,
     Truncation,
     default_artifact_dir,
+    default_static_dir,
     pad,
     read_card,
 )
@@ -53,8 +63,15 @@ from tierroute.errors import OverloadedError, UnavailableError
 
 
 class ClassifierSettings(Section):
-    """Where the classifier artefact is and how it runs."""
+    """Which encoder scores prompts, where its artefact is and how it runs."""
 
+    encoder: Literal["static", "minilm"] = "static"
+    """``static``: the distilled token-embedding table (microseconds, computed on the event
+    loop); ``minilm``: the MiniLM transformer in ONNX (milliseconds, micro-batched in a thread
+    pool). The thread, batch and ``model_path`` settings below apply to ``minilm`` only."""
+    static_dir: Path | None = None
+    """The static encoder's artefact directory; ``None`` means
+    ``$TIERROUTE_CACHE_DIR/classifier/static``."""
     model_path: Path | None = None
     """ONNX file; ``None`` means ``$TIERROUTE_CACHE_DIR/classifier/router.int8.onnx``. The card
     (``card.json``) is read from the same directory."""
@@ -93,6 +110,10 @@ class ClassifierSettings(Section):
             raise ValueError("head_tokens must leave room for [CLS] and [SEP] within max_tokens")
         return self
 
+    def resolved_static_dir(self) -> Path:
+        """The static encoder's artefact directory this configuration loads."""
+        return self.static_dir or default_static_dir()
+
     def resolved_model_path(self) -> Path:
         """The ONNX file this configuration loads."""
         return self.model_path or default_artifact_dir() / MODEL_FILE
@@ -108,6 +129,42 @@ class Classifier(Protocol):
     async def score(self, text: str) -> float:
         """The probability for one prompt."""
         ...
+
+
+class LoadedClassifier(Classifier, Protocol):
+    """A classifier loaded from an artefact: its card, its threshold, and a way to release it."""
+
+    @property
+    def default_threshold(self) -> float:
+        """The calibrated threshold from the card."""
+        ...
+
+    @property
+    def card(self) -> ClassifierCard:
+        """The artefact's card."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and sessions."""
+        ...
+
+
+def load_classifier(settings: ClassifierSettings) -> LoadedClassifier:
+    """The configured encoder's classifier; ``FileNotFoundError`` if its artefact is missing."""
+    if settings.encoder == ENCODER_STATIC:
+        return StaticClassifier.load(
+            settings.resolved_static_dir(),
+            max_tokens=settings.max_tokens,
+            head_tokens=settings.head_tokens,
+        )
+    assert settings.encoder == ENCODER_MINILM
+    return OnnxClassifier.load(settings)
+
+
+def load_static_embedding(settings: ClassifierSettings) -> StaticEmbedding:
+    """The static prompt embedding (``embed(text) -> np.ndarray``, unit length), whichever
+    encoder scores; raises ``FileNotFoundError`` if the static artefact is missing."""
+    return StaticClassifier.load(settings.resolved_static_dir()).embedding
 
 
 _Pending = tuple[str, "asyncio.Future[float]"]

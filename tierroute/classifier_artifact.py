@@ -1,6 +1,7 @@
 """The classifier artefact's contract, shared by the router (serving) and the offline tools
 (training, export, evaluation): file and tensor names, the artefact directory, head + tail
-truncation with its prompt encoder, and the card (``card.json``).
+truncation with its prompt encoder, and the card (``card.json``). Two encoders share it: the
+static token-embedding table (``static/``, the default) and the MiniLM transformer in ONNX.
 
 Truncation keeps the *head and the tail* of a long prompt: the first ``head_tokens`` tokens and
 the last ``max_tokens - head_tokens - 2`` (plus ``[CLS]``/``[SEP]``). The tail holds the actual
@@ -33,6 +34,12 @@ INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
 PROBABILITY_OUTPUT = "probability"
 EMBEDDING_OUTPUT = "embedding"
+# The static-embedding encoder (the default): a sub-directory of the artefact directory holding
+# the token-embedding table, its tokenizer and its card (logistic head included).
+STATIC_SUBDIR = "static"
+STATIC_TABLE_FILE = "embeddings.npy"
+ENCODER_STATIC = "static"
+ENCODER_MINILM = "minilm"
 # Upper bound of characters one kept token can span in the raw text (WordPiece pieces of
 # ordinary text are 3-6 characters); cutting beyond it never removes a token we would keep.
 CHARS_PER_TOKEN_BOUND = 12
@@ -44,6 +51,11 @@ IntArray = npt.NDArray[np.int64]
 def default_artifact_dir() -> Path:
     """``$TIERROUTE_CACHE_DIR/classifier``, else ``<repository>/.cache/tierroute/classifier``."""
     return default_cache_dir() / ARTIFACT_SUBDIR
+
+
+def default_static_dir() -> Path:
+    """The static encoder's artefact: ``<classifier artefact directory>/static``."""
+    return default_artifact_dir() / STATIC_SUBDIR
 
 
 @dataclass(frozen=True)
