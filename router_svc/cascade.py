@@ -18,11 +18,17 @@ Modes (``FallbackModeName``):
   streamed, and a low final confidence still escalates as in ``STREAMING``.
 - ``DISABLED``: the routed tier's answer is final (tier errors still fall back).
 
-Errors: a tier failing before any of its tokens reached the caller falls back to the next tier
-(cause ``TIER_ERROR``); when no larger tier is left the request *degrades*: a complete but
-unconfident answer of a smaller tier is served, or a smaller tier not yet failed is asked, with
-the reason stated. A tier failing after its tokens reached the caller ends the request with a
-clean UNAVAILABLE error: retrying then would duplicate text.
+Errors: a tier failing falls back to the next tier (cause ``TIER_ERROR``) before any of its
+tokens reached the caller, and also after, in the modes whose callers accept retraction
+(``STREAMING``, ``EARLY_WINDOW``: the escalation tells them how many tokens to discard). When no
+larger tier is left the request *degrades*: a complete but unconfident answer of a smaller tier
+is served, or a smaller tier not yet failed is asked, with the reason stated. A tier failing
+after its tokens reached a caller with no retraction contract (``DISABLED``), or with no larger
+tier left, ends the request with a clean UNAVAILABLE error: retrying would duplicate text.
+
+Cost cap (``CascadePlan.spend_cap``): before each call the worst case of the calls made plus
+the next one must fit the caller's cap; a larger tier that would break it is not called (the
+unconfident answer is served, degraded, with the reason).
 
 :class:`Escalation` events are sent when the next tier produces its first token for the caller,
 so a caller never hears of an escalation that then fell through to a degraded answer.
@@ -38,10 +44,10 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from router_svc.costs import TokenUsage
+from router_svc.costs import SpendCap, TokenUsage
 from tierroute.errors import InvalidArgumentError, UnavailableError
 
 
@@ -60,6 +66,11 @@ class EscalationCauseName(enum.StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     EARLY_WINDOW = "early_window"
     TIER_ERROR = "tier_error"
+
+
+# Modes whose callers handle Escalated with discarded tokens (they were sent tokens that may
+# be withdrawn): a tier dying mid-stream is retracted and failed over like low confidence.
+_RETRACTABLE = frozenset({FallbackModeName.STREAMING, FallbackModeName.EARLY_WINDOW})
 
 
 # Covariant: the values are read-only, so a chunk of a richer payload is a chunk of a poorer one
@@ -130,6 +141,8 @@ class CascadePlan:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     """Per-tier thresholds of the finished answer's escalation score (the quality loop's);
     a tier not named uses ``threshold``."""
+    spend_cap: SpendCap | None = None
+    """The caller's cost cap over the tier calls (``None``: no cap)."""
 
     def threshold_of(self, tier: str) -> float:
         """The bar ``tier``'s finished answer's escalation score must reach to be served."""
@@ -177,6 +190,8 @@ class _Attempt(Generic[Payload, Detail]):
 
     index: int
     tier: str
+    prompt_tokens: int | None = None
+    """Prompt tokens the tier reported before its first token (None: not reported)."""
     received_tokens: int = 0
     forwarded_chunks: int = 0
     forwarded_tokens: int = 0
@@ -198,26 +213,39 @@ class Cascade(Generic[Payload, Detail]):
         self._attempts: list[_Attempt[Payload, Detail]] = []
         self._pending: list[Escalation] = []
         self._escalated = False
+        self._capped: list[str] = []
+        """Why the cap kept the request from a tier, for the degraded reason and errors."""
 
     @property
     def attempts(self) -> int:
         """Tier calls made so far."""
         return len(self._attempts)
 
+    def record_prompt_tokens(self, tier: str, tokens: int) -> None:
+        """``tier``'s current call reported its prompt's token count (before its first token)."""
+        for attempt in reversed(self._attempts):
+            if attempt.tier == tier:
+                attempt.prompt_tokens = tokens
+                return
+
     def usages(self, served: _Attempt[Payload, Detail] | None = None) -> tuple[TokenUsage, ...]:
         """Tokens per tier call so far (also after a failure, for the cost of wasted tokens).
 
-        A call that ended without its ``Finished`` (cancelled early, failed) did not report its
-        prompt tokens: they are estimated from the other calls' counts of the same prompt.
+        A call that ended without its ``Finished`` (cancelled early, failed) is charged the
+        prompt tokens it reported when it began; a tier that reported none is estimated from
+        the other calls' counts of the same prompt.
         """
         known = [a.result.prompt_tokens for a in self._attempts if a.result is not None]
+        known += [a.prompt_tokens for a in self._attempts if a.prompt_tokens is not None]
         estimate = max(known, default=0)
         usages = []
         for attempt in self._attempts:
             if attempt.result is not None:
                 prompt, completion = attempt.result.prompt_tokens, attempt.result.completion_tokens
+            elif attempt.prompt_tokens is not None:
+                prompt, completion = attempt.prompt_tokens, attempt.received_tokens
             else:
-                # No tokens at all: the tier most likely refused before prefilling the prompt.
+                # No count and no tokens: the tier most likely refused before prefilling.
                 prompt = estimate if attempt.received_tokens else 0
                 completion = attempt.received_tokens
             usages.append(TokenUsage(attempt.tier, prompt, completion, attempt is not served))
@@ -234,37 +262,25 @@ class Cascade(Generic[Payload, Detail]):
         degrading = False  # a larger tier failed: serve from the smaller ones, never escalate
         while True:
             tier = plan.tiers[index]
-            may_escalate = (
-                not degrading
-                and plan.mode is not FallbackModeName.DISABLED
-                and index + 1 < len(plan.tiers)
-            )
             attempt: _Attempt[Payload, Detail] = _Attempt(index, tier)
             self._attempts.append(attempt)
+            larger = self._larger(index, degrading)
+            may_escalate = larger is not None and plan.mode is not FallbackModeName.DISABLED
             try:
                 async for event in self._serve_tier(attempt, may_escalate):
                     yield event
             except TierFailure as exc:
                 attempt.error = exc
-                if attempt.forwarded_chunks:
-                    raise UnavailableError(
-                        f"tier {tier} failed after {attempt.forwarded_tokens} tokens reached the "
-                        f"caller ({exc.code}: {exc.message}); not retried, to avoid duplicate text"
-                    ) from exc
                 failed.add(index)
-                larger = index + 1 if not degrading and index + 1 < len(plan.tiers) else None
+                reached = attempt.forwarded_chunks > 0
+                if reached and (larger is None or plan.mode not in _RETRACTABLE):
+                    raise self._broken_stream(attempt, exc) from exc
                 if larger is not None:
-                    self._pending.append(
-                        Escalation(
-                            from_tier=tier,
-                            to_tier=plan.tiers[larger],
-                            cause=EscalationCauseName.TIER_ERROR,
-                            confidence_score=0.0,
-                            reason=f"tier {tier} failed before its first token: "
-                            f"{exc.code}: {exc.message}",
-                            discarded_tokens=attempt.forwarded_tokens,
-                        )
-                    )
+                    if reached:
+                        # The caller was shown this tier's answer after any older one: serving
+                        # an older answer now would need a second retraction.
+                        unconfident = None
+                    self._pending.append(self._failover(attempt, exc, plan.tiers[larger]))
                     index = larger
                     continue
                 degrading = True
@@ -275,10 +291,16 @@ class Cascade(Generic[Payload, Detail]):
                         yield event
                     return
                 smaller = [i for i in range(index - 1, -1, -1) if i not in failed]
+                smaller = [i for i in smaller if self._affordable(plan.tiers[i])]
                 if not smaller:
                     raise self._all_failed() from exc
-                # The caller has seen nothing of the abandoned tiers: forget their escalations.
+                # The caller has seen nothing of the abandoned tiers but, after a failover,
+                # the tokens it must still discard: that retraction now leads to the smaller tier.
+                retraction = self._pending[0] if self._pending else None
                 self._pending.clear()
+                if retraction is not None and retraction.discarded_tokens:
+                    to_tier = plan.tiers[smaller[0]]
+                    self._pending.append(replace(retraction, to_tier=to_tier))
                 index = smaller[0]
                 continue
             if attempt.result is None:
@@ -303,9 +325,61 @@ class Cascade(Generic[Payload, Detail]):
                 )
                 index += 1
                 continue
-            async for event in self._finish(attempt, degraded=degrading):
+            # An unconfident answer kept only because the cap forbade the next tier is degraded.
+            capped = (
+                bool(self._capped) and score < bar and plan.mode is not FallbackModeName.DISABLED
+            )
+            async for event in self._finish(attempt, degraded=degrading or capped):
                 yield event
             return
+
+    def _larger(self, index: int, degrading: bool) -> int | None:
+        """The next tier's index if the request may move up to it (cap included), else None."""
+        plan = self._plan
+        if degrading or index + 1 >= len(plan.tiers):
+            return None
+        return index + 1 if self._affordable(plan.tiers[index + 1]) else None
+
+    def _affordable(self, tier: str) -> bool:
+        """Whether one more call, to ``tier``, keeps the request within its cost cap."""
+        cap = self._plan.spend_cap
+        if cap is None:
+            return True
+        called = [a.tier for a in self._attempts]
+        if cap.allows(called, tier):
+            return True
+        self._capped.append(cap.refusal(called, tier))
+        return False
+
+    def _failover(
+        self, attempt: _Attempt[Payload, Detail], exc: TierFailure, to_tier: str
+    ) -> Escalation:
+        """The escalation away from a failed tier, retracting what it forwarded."""
+        sent = attempt.forwarded_tokens
+        when = f"after {sent} tokens reached the caller" if sent else "before its first token"
+        return Escalation(
+            from_tier=attempt.tier,
+            to_tier=to_tier,
+            cause=EscalationCauseName.TIER_ERROR,
+            confidence_score=0.0,
+            reason=f"tier {attempt.tier} failed {when}: {exc.code}: {exc.message}",
+            discarded_tokens=sent,
+        )
+
+    def _broken_stream(
+        self, attempt: _Attempt[Payload, Detail], exc: TierFailure
+    ) -> UnavailableError:
+        """The error of a tier failing after its tokens reached the caller, with no failover."""
+        if self._plan.mode not in _RETRACTABLE:
+            why = f"fallback mode {self._plan.mode.value} does not retract text"
+        elif self._capped:
+            why = f"no larger tier left within the cap ({self._capped[-1]})"
+        else:
+            why = "no larger tier left"
+        return UnavailableError(
+            f"tier {attempt.tier} failed after {attempt.forwarded_tokens} tokens reached the "
+            f"caller ({exc.code}: {exc.message}); not retried, to avoid duplicate text: {why}"
+        )
 
     async def _serve_tier(
         self, attempt: _Attempt[Payload, Detail], may_escalate: bool
@@ -379,15 +453,12 @@ class Cascade(Generic[Payload, Detail]):
     ) -> AsyncIterator[CascadeEvent[Payload, Detail]]:
         # The reason names every larger tier that failed, a dead middle tier as well as the
         # last one, since each of them is why a smaller tier's answer is served.
-        degraded_reason = (
-            "; ".join(
-                f"tier {a.tier} unavailable ({a.error.code}: {a.error.message})"
-                for a in self._attempts
-                if a.error is not None and a.index > attempt.index
-            )
-            if degraded
-            else ""
-        )
+        reasons = [
+            f"tier {a.tier} unavailable ({a.error.code}: {a.error.message})"
+            for a in self._attempts
+            if a.error is not None and a.index > attempt.index
+        ]
+        degraded_reason = "; ".join(reasons + self._capped[:1]) if degraded else ""
         if self._pending:
             self._escalated = True
             for escalation in self._pending:
@@ -410,5 +481,7 @@ class Cascade(Generic[Payload, Detail]):
         if errors and all(e.code == "INVALID_ARGUMENT" for e in errors):
             last = errors[-1]
             return InvalidArgumentError(last.field or "prompt", last.message)
-        summary = "; ".join(f"{e.tier}: {e.code} ({e.message})" for e in errors)
+        summary = "; ".join(
+            [f"{e.tier}: {e.code} ({e.message})" for e in errors] + self._capped[:1]
+        )
         return UnavailableError(f"no tier could serve the request: {summary}")
