@@ -56,6 +56,11 @@ class EngineSettings(Section):
     """Tokens of the warm-up generation that must succeed before health turns SERVING."""
     health_interval_seconds: float = Field(default=1.0, gt=0)
     """How often the engine's liveness is checked."""
+    text_prompts: Literal["chat", "raw"] = "chat"
+    """How a plain-text prompt (``Prompt.text``) reaches the model: ``chat`` renders it as one
+    user turn of the model's chat template (instruct models given bare text often stop at
+    once with an empty answer), ``raw`` passes it as is (raw completion, e.g. continuing
+    code). Chat prompts always use the template; a model without one always gets raw text."""
     shutdown_timeout_seconds: float = Field(default=3.0, ge=0)
     """After draining, how long the engine processes get to exit before they are killed
     (the CPU worker never exits on its own and would otherwise hold shutdown for vLLM's 5 s)."""
@@ -109,13 +114,23 @@ class PeerAuthSettings(SharedSecret):
     - ``shared_secret``: calls need ``authorization: Bearer <secret>`` (the router sends it);
       the secret comes from ``shared_secret_file`` or ``TIERROUTE_AUTH__SHARED_SECRET``.
     - ``mtls``: the TLS handshake requires a client certificate signed by
-      ``server.tls.client_ca_file`` (give that CA to the router only).
+      ``server.tls.client_ca_file`` (give that CA to the router only); ``allowed_peer_sans``
+      further pins the certificate's DNS/URI names (the router's identity).
+
+    ``shared_secret_file`` is re-read when it changes (rotation without a restart).
     """
 
     mode: PeerAuthMode = "none"
     open_services: list[str] = Field(default_factory=lambda: list(OPEN_SERVICES))
     """Services callable without the shared secret (health checks, reflection). Under
     ``mtls`` the handshake itself needs the certificate, so nothing is open."""
+    allowed_peer_sans: list[str] = Field(default_factory=list, max_length=64)
+    """DNS or URI subject alternative names a client certificate must carry one of (e.g.
+    ``router.tierroute.svc`` or a SPIFFE URI); others get PERMISSION_DENIED. Empty: any
+    certificate of ``server.tls.client_ca_file``. Needs ``require_client_auth``."""
+    previous_secret_seconds: float = Field(default=300.0, ge=0)
+    """After ``shared_secret_file`` changes, how long the previous secret is still accepted
+    (seconds): the router's copy of a rotated Secret is refreshed on its own schedule."""
 
 
 class ConfidenceSettings(Section):
@@ -167,13 +182,17 @@ class ModelServiceSettings(Settings):
                 "auth.mode shared_secret needs auth.shared_secret_file or "
                 "TIERROUTE_AUTH__SHARED_SECRET"
             )
-        if auth.mode == "mtls":
-            tls = self.server.tls
-            if tls is None or tls.client_ca_file is None or not tls.require_client_auth:
-                raise ValueError(
-                    "auth.mode mtls needs server.tls with client_ca_file and "
-                    "require_client_auth: true"
-                )
+        tls = self.server.tls
+        if auth.allowed_peer_sans and (tls is None or not tls.require_client_auth):
+            raise ValueError(
+                "auth.allowed_peer_sans needs server.tls with client_ca_file and "
+                "require_client_auth: true"
+            )
+        mutual = tls is not None and tls.client_ca_file is not None and tls.require_client_auth
+        if auth.mode == "mtls" and not mutual:
+            raise ValueError(
+                "auth.mode mtls needs server.tls with client_ca_file and require_client_auth: true"
+            )
         return self
 
     def model_path(self) -> Path:

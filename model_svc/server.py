@@ -1,8 +1,9 @@
 """Wiring of one model service process: engine, metrics, servicer, bootstrap, lifecycle.
 
-Access: ``auth.mode`` ``shared_secret`` installs an interceptor that refuses calls without
-the router's secret (health and reflection stay open unless configured otherwise); ``mtls``
-relies on ``server.tls`` requiring a client certificate. ``limits.max_prompt_tokens`` is
+Access (``model_svc/auth.py``): ``auth.mode`` ``shared_secret`` installs an interceptor that
+refuses calls without the router's secret (health and reflection stay open unless configured
+otherwise); ``mtls`` relies on ``server.tls`` requiring a client certificate, and
+``auth.allowed_peer_sans`` pins that certificate's names. ``limits.max_prompt_tokens`` is
 enforced by the generation service, right after tokenizing.
 
 Lifecycle: the gRPC port opens at once with health NOT_SERVING; the engine loads, one warm-up
@@ -21,13 +22,13 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from model_svc.auth import peer_auth_interceptors
 from model_svc.config import ModelServiceSettings
 from model_svc.engines.base import ChatTurn, Engine, GenerationRequest, PromptInput
 from model_svc.generation import GenerationService
 from model_svc.metrics import ModelMetrics
 from model_svc.servicer import ModelServicer
 from tierroute.server import ServerBootstrap, ServiceBinding, run_until_signal
-from tierroute.transport import SharedSecretInterceptor
 from tierroute.v1 import model_service_pb2, model_service_pb2_grpc
 
 SERVICE_NAME = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
@@ -79,11 +80,12 @@ class ModelServer:
             ),
         )
         self.bootstrap = ServerBootstrap(
-            settings.server, [binding], self.registry, interceptors=_peer_auth(settings)
+            settings.server, [binding], self.registry, interceptors=peer_auth_interceptors(settings)
         )
         _log.info(
             "access",
             auth=settings.auth.mode,
+            allowed_peer_sans=settings.auth.allowed_peer_sans,
             tls=settings.server.tls is not None,
             max_prompt_tokens=settings.limits.max_prompt_tokens,
         )
@@ -143,15 +145,6 @@ class ModelServer:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT."""
         await run_until_signal(self.bootstrap, ready=self.warm_up, shutdown=self.shutdown)
-
-
-def _peer_auth(settings: ModelServiceSettings) -> list[SharedSecretInterceptor]:
-    """The shared-secret check when ``auth.mode`` asks for it (mTLS is the handshake's job)."""
-    if settings.auth.mode != "shared_secret":
-        return []
-    secret = settings.auth.secret()
-    assert secret is not None  # the settings' validator requires one in this mode
-    return [SharedSecretInterceptor(secret, settings.auth.open_services)]
 
 
 async def serve(settings: ModelServiceSettings) -> None:

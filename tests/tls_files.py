@@ -3,7 +3,10 @@
 ``make_tls_files(directory)`` writes PEM files: a self-signed CA; a server certificate for
 ``localhost`` and ``127.0.0.1`` signed by it; a client certificate (CN ``router``) signed by
 it; and a client certificate signed by another CA, which a mutual-TLS server must refuse.
-EC P-256 keys keep generation fast (milliseconds).
+Two more clients of the same CA carry subject alternative names: the router's identity
+(:data:`ROUTER_DNS`, :data:`ROUTER_URI`) and another workload's (:data:`INTRUDER_DNS`), for
+SAN pinning. :func:`reissue_server` rotates the server certificate in place (same CA, new
+key and expiry), as cert-manager does. EC P-256 keys keep generation fast (milliseconds).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+ROUTER_DNS = "router.tierroute.svc"
+ROUTER_URI = "spiffe://cluster.local/ns/tierroute/sa/router"
+INTRUDER_DNS = "batch-job.tierroute.svc"
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -32,6 +39,13 @@ class TlsFiles:
     rogue_client_cert: Path
     """Signed by another CA: a mutual-TLS server must refuse it."""
     rogue_client_key: Path
+    ca_key: Path
+    router_cert: Path
+    """Client certificate naming :data:`ROUTER_DNS` and :data:`ROUTER_URI`."""
+    router_key: Path
+    intruder_cert: Path
+    """Client certificate of the same CA naming :data:`INTRUDER_DNS` only."""
+    intruder_key: Path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -42,8 +56,13 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> Any:
-    now = dt.datetime.now(dt.UTC)
+def _builder(
+    subject: str,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    lifetime: dt.timedelta = dt.timedelta(days=1),
+) -> Any:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -51,7 +70,7 @@ def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublic
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + lifetime)
     )
 
 
@@ -84,9 +103,11 @@ def _leaf(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     server: bool,
+    names: list[x509.GeneralName] | None = None,
+    lifetime: dt.timedelta = dt.timedelta(days=1),
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _key()
-    builder = _builder(common_name, ca_cert.subject, key.public_key()).add_extension(
+    builder = _builder(common_name, ca_cert.subject, key.public_key(), lifetime).add_extension(
         x509.BasicConstraints(ca=False, path_length=None), critical=True
     )
     if server:
@@ -103,6 +124,8 @@ def _leaf(
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
@@ -128,6 +151,14 @@ def make_tls_files(directory: Path) -> TlsFiles:
     client_key, client_cert = _leaf("router", ca_key, ca_cert, server=False)
     rogue_ca_key, rogue_ca_cert = _ca("some other CA")
     rogue_key, rogue_cert = _leaf("router", rogue_ca_key, rogue_ca_cert, server=False)
+    router_names: list[x509.GeneralName] = [
+        x509.DNSName(ROUTER_DNS),
+        x509.UniformResourceIdentifier(ROUTER_URI),
+    ]
+    router_key, router_cert = _leaf("router", ca_key, ca_cert, False, router_names)
+    intruder_key, intruder_cert = _leaf(
+        "router", ca_key, ca_cert, False, [x509.DNSName(INTRUDER_DNS)]
+    )
     return TlsFiles(
         ca=_write(directory / "ca.pem", None, ca_cert),
         server_cert=_write(directory / "server.pem", None, server_cert),
@@ -136,4 +167,20 @@ def make_tls_files(directory: Path) -> TlsFiles:
         client_key=_write(directory / "client.key", client_key, client_cert),
         rogue_client_cert=_write(directory / "rogue.pem", None, rogue_cert),
         rogue_client_key=_write(directory / "rogue.key", rogue_key, rogue_cert),
+        ca_key=_write(directory / "ca.key", ca_key, ca_cert),
+        router_cert=_write(directory / "router.pem", None, router_cert),
+        router_key=_write(directory / "router.key", router_key, router_cert),
+        intruder_cert=_write(directory / "intruder.pem", None, intruder_cert),
+        intruder_key=_write(directory / "intruder.key", intruder_key, intruder_cert),
     )
+
+
+def reissue_server(files: TlsFiles, lifetime: dt.timedelta) -> x509.Certificate:
+    """A new server key and certificate (same CA and names, ``lifetime``), written in place."""
+    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = _leaf("localhost", ca_key, ca_cert, server=True, lifetime=lifetime)
+    _write(files.server_key, key, cert)
+    _write(files.server_cert, None, cert)
+    return cert

@@ -5,6 +5,11 @@ It builds a ``grpc.aio`` server with the error-mapping interceptor, standard hea
 (or mutual TLS) when ``server.tls`` is set, and shuts down gracefully: health NOT_SERVING,
 ``server.stop(grace)`` so in-flight streams finish, then the owner's shutdown hook (for
 example the engine's).
+
+The certificate files of ``server.tls`` are followed: rotated in place, they are served from
+the next connection on (:mod:`tierroute.cert_reload`), and the served certificate's expiry is
+the gauge ``tierroute_tls_certificate_expiry_timestamp_seconds{service}`` (seconds since the
+epoch; ``service`` is the first served proto service, e.g. ``tierroute.v1.ModelService``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from tierroute.cert_reload import ReloadingServerCredentials
 from tierroute.config import ServerSettings
 from tierroute.status import ErrorMappingInterceptor
-from tierroute.transport import server_credentials
 
 _log = structlog.get_logger("tierroute.server")
 
@@ -52,8 +57,19 @@ class ServerBootstrap:
         self._registry = registry
         # Read the certificate files now: a file that vanished since the settings loaded
         # fails the build, before anything is started.
+        self.certificates: ReloadingServerCredentials | None = None
         if credentials is None and settings.tls is not None:
-            credentials = server_credentials(settings.tls)
+            self.certificates = ReloadingServerCredentials(settings.tls)
+            credentials = self.certificates.credentials()
+            expiry = Gauge(
+                "tierroute_tls_certificate_expiry_timestamp_seconds",
+                "Expiry (notAfter) of the TLS certificate this service serves, seconds since "
+                "the epoch; follows rotated certificate files.",
+                ["service"],
+                registry=registry,
+            )
+            service = self._services[0].name if self._services else "unknown"
+            expiry.labels(service=service).set_function(self.certificates.not_after)
         self._credentials = credentials
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),

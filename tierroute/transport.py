@@ -11,15 +11,17 @@ gRPC objects:
 - :class:`SharedSecret`: a secret from a mounted file or the ``TIERROUTE_*`` environment,
   sent as ``authorization: Bearer <secret>`` and checked by :class:`SharedSecretInterceptor`
   in constant time. The secret is a ``SecretStr``: it never shows up in a repr or a log line.
+  Given a :class:`tierroute.peer_auth.SecretFile`, the interceptor follows the file as it is
+  rotated.
 
 Files are checked when the settings load (present, readable, PEM), so a bad path or a key
 where a certificate belongs fails at start-up with the setting's name, not on the first call;
-they are read again here, when the server or channel is built.
+they are read again here, when the server or channel is built. A server's certificate files
+are also re-read when they change (:mod:`tierroute.cert_reload`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
@@ -29,6 +31,7 @@ import structlog
 
 from tierroute.config import ClientTls, ServerTls, SharedSecret, read_pem
 from tierroute.errors import UnauthenticatedError
+from tierroute.peer_auth import SecretFile, digest, service_of
 from tierroute.status import to_grpc_status
 
 AUTHORIZATION_KEY = "authorization"
@@ -106,11 +109,6 @@ def bearer_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
     return ((AUTHORIZATION_KEY, BEARER + secret),) if secret else ()
 
 
-def _digest(value: str) -> bytes:
-    # Comparing fixed-length digests keeps the comparison's time independent of the length.
-    return hashlib.sha256(value.encode()).digest()
-
-
 Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
@@ -118,11 +116,16 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
     """Refuses calls without ``authorization: Bearer <secret>`` (UNAUTHENTICATED).
 
     Services in ``open_services`` (health checking, reflection by default) need no secret.
+    ``secret`` is the secret itself, or a :class:`SecretFile` re-read when it changes.
     """
 
-    def __init__(self, secret: str, open_services: Collection[str]) -> None:
-        self._expected = _digest(secret)
+    def __init__(self, secret: str | SecretFile, open_services: Collection[str]) -> None:
+        self._secret = secret if isinstance(secret, SecretFile) else None
+        self._fixed = (digest(secret),) if isinstance(secret, str) else ()
         self._open = frozenset(open_services)
+
+    def _expected(self) -> tuple[bytes, ...]:
+        return self._secret.digests() if self._secret is not None else self._fixed
 
     def accepts(self, metadata: Any) -> bool:
         """Whether ``metadata`` carries the secret (constant time in the presented value)."""
@@ -132,7 +135,10 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
                 presented = value
         if presented[: len(BEARER)].lower() != BEARER.lower():
             return False
-        return hmac.compare_digest(_digest(presented[len(BEARER) :].strip()), self._expected)
+        given = digest(presented[len(BEARER) :].strip())
+        # Compare with every accepted secret (no early exit): the time says nothing of which.
+        matches = [hmac.compare_digest(given, expected) for expected in self._expected()]
+        return any(matches)
 
     async def intercept_service(
         self,
@@ -141,7 +147,7 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
     ) -> Any:
         handler: Any = await continuation(handler_call_details)
         method = str(handler_call_details.method)
-        service = method.lstrip("/").rsplit("/", 1)[0]
+        service = service_of(method)
         if handler is None or service in self._open:
             return handler
         if self.accepts(handler_call_details.invocation_metadata):
