@@ -14,12 +14,13 @@ expected text up to whitespace, or when the expected text is a Python literal eq
 (floats compared with a relative tolerance of 1e-6); an expected ``Traceback`` passes when the
 named exception is raised.
 
-Proof that the checks ran to the end: after them the program writes a random per-run token to
-stderr, and the run passes only when it exited 0 *and* the token is in its output, so an answer
-that calls ``sys.exit(0)`` (or ``os._exit(0)``) before the checks fails. Caller tests must
-therefore not exit either (``unittest.main()`` does; use ``unittest.main(exit=False)`` or plain
-asserts). The token stops accidents and shortcuts, not an adversary who reads the program's own
-source: the sandbox's isolation is what bounds such code.
+Proof that the checks ran to the end (:mod:`tierroute.sandbox_proof`, shared with the
+evaluation's scoring): after them the program writes a random per-run token to stderr, and the
+run passes only when it exited 0 *and* the token is in its output, so an answer that calls
+``sys.exit(0)`` (or ``os._exit(0)``) before the checks fails, and so does an assertion swallowed
+in ``__del__``. Caller tests must therefore not exit either (``unittest.main()`` does; use
+``unittest.main(exit=False)`` or plain asserts). The token stops accidents and shortcuts, not an
+adversary who reads the program's own source: the sandbox's isolation is what bounds such code.
 
 Each run blocks a thread, never the event loop (``asyncio.to_thread``), at most
 ``concurrency`` at once.
@@ -30,17 +31,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
-import secrets
 from dataclasses import dataclass
 
 from tierroute.judges.base import JudgeCase, Verdict, ruled, undecided
 from tierroute.judges.normalise import PYTHON_FENCES, fenced_blocks
 from tierroute.sandbox import Limits, SandboxResult, run_python
+from tierroute.sandbox_proof import checked_program, new_token, proof_found
 
 NAME = "code"
-
-DONE_MARK = "tierroute-checks-done:"
-"""Prefix of the line that proves the checks completed (followed by the run's token)."""
 
 _PROMPT_LINE = re.compile(r"^(\s*)>>> ?(.*)$")
 _CONTINUATION = re.compile(r"^\s*\.\.\.(?: (.*))?$")
@@ -212,9 +210,8 @@ def prompt_imports(prompt: str) -> list[str]:
 def build_program(prompt: str, answer: str, checks: str, token: str) -> str:
     """The program the sandbox runs: imports, the candidate's code, ``checks``, the proof."""
     future, kept = _split_module(candidate_code(answer))
-    parts = [*future, *prompt_imports(prompt), *kept, checks]
-    proof = f"import sys as _tierroute_sys\n_tierroute_sys.stderr.write('\\n{DONE_MARK}{token}\\n')"
-    return "\n\n".join([*parts, proof + "\n_tierroute_sys.stderr.flush()\n"])
+    code = "\n\n".join([*future, *prompt_imports(prompt), *kept])
+    return checked_program(code, checks, token)
 
 
 def example_checks(examples: list[Example]) -> str:
@@ -243,7 +240,7 @@ class CodeJudge:
             if not any(example.want for example in examples):
                 return undecided(NAME, "no tests and no examples with expected output to run")
             checks, what = example_checks(examples), "prompt's examples"
-        token = secrets.token_hex(16)
+        token = new_token()
         source = build_program(case.prompt, case.candidate, checks, token)
         async with self._slots:
             result = await asyncio.to_thread(run_python, source, limits=self._limits)
@@ -257,6 +254,6 @@ def _verdict(result: SandboxResult, token: str, what: str) -> Verdict:
         return ruled(NAME, False, f"timed out running the {what}")
     if not result.passed:
         return ruled(NAME, False, f"the {what} failed (exit {result.returncode})")
-    if f"{DONE_MARK}{token}" not in result.detail.splitlines():
+    if not proof_found(result, token):
         return ruled(NAME, False, f"exited before the {what} completed")
     return ruled(NAME, True, f"the {what} passed")

@@ -9,8 +9,11 @@ A model's answer becomes a program in three steps: :func:`extract_code` takes th
 the completion (a fenced block, a whole ``def`` written again, or just the body continuing the
 prompt), keeps only what a module needs (imports, definitions, constants; no example calls or
 ``if __name__`` blocks, whose failures would say nothing about the function), and puts the
-prompt's own imports and helpers in front; :func:`program` appends the task's ``check``; and
-:func:`score` runs the lot in the sandbox.
+prompt's own imports and helpers in front; :func:`program` appends the task's ``check`` and the
+proof that it ran to the end (:mod:`tierroute.sandbox_proof`); and :func:`score` runs the lot in
+the sandbox. A run passes only with exit status 0 *and* that proof, so an answer that calls
+``sys.exit(0)``, ``os._exit(0)`` or ``raise SystemExit`` before the check, rebinds ``check`` or a
+builtin it uses, or lets an assertion vanish in ``__del__``, fails.
 
 Prompt format: the raw HumanEval prompt as a plain completion, which the model continues with
 the function body until one of :data:`STOP_SEQUENCES` (``DEFAULT_PROMPT_STYLE``). Measured greedy
@@ -34,7 +37,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tierroute.errors import FailedPreconditionError, InvalidArgumentError
-from tierroute.sandbox import Limits, SandboxResult, run_python
+from tierroute.sandbox import Limits, SandboxResult
+from tierroute.sandbox_proof import checked_program, run_checked
 
 TASK_SETS: tuple[str, ...] = ("humaneval",)
 """The task sets :func:`load_tasks` knows."""
@@ -139,14 +143,20 @@ def extract_code(task: CodeTask, completion: str) -> str:
     return _sanitize(module)
 
 
-def program(task: CodeTask, code: str) -> str:
-    """The program to run: ``code``, the task's tests, and the call that runs them."""
-    return f"{code}\n\n\n{task.tests}\n\ncheck({task.entry_point})\n"
+def checks(task: CodeTask) -> str:
+    """The task's tests and the call that runs them."""
+    return f"{task.tests}\n\ncheck({task.entry_point})\n"
+
+
+def program(task: CodeTask, code: str, token: str) -> str:
+    """The program to run: ``code``, the task's tests, and the proof carrying ``token``."""
+    return checked_program(code, checks(task), token)
 
 
 def score(task: CodeTask, completion: str, limits: Limits = Limits()) -> SandboxResult:  # noqa: B008
-    """Run the task's tests against the code in ``completion``, sandboxed."""
-    return run_python(program(task, extract_code(task, completion)), limits=limits)
+    """Run the task's tests against the code in ``completion``, sandboxed; a pass needs the
+    proof that they completed."""
+    return run_checked(extract_code(task, completion), checks(task), limits=limits)
 
 
 def _fenced(task: CodeTask, completion: str) -> str | None:

@@ -14,6 +14,7 @@ from tierroute_tools.evaluation.code_tasks import (
     TASK_SETS,
     CodeTask,
     build_prompt,
+    checks,
     extract_code,
     load_tasks,
     program,
@@ -79,9 +80,10 @@ def test_prompts(tasks: dict[str, CodeTask]) -> None:
 
 def test_program_runs_the_check(tasks: dict[str, CodeTask]) -> None:
     task = tasks["HumanEval/2"]
-    text = program(task, "def truncate_number(number):\n    return number % 1.0\n")
-    assert text.rstrip().endswith("check(truncate_number)")
-    assert task.tests in text
+    text = program(task, "def truncate_number(number):\n    return number % 1.0\n", "TOKEN")
+    assert text.rstrip().endswith(f"_tierroute_run_checks({checks(task)!r})")
+    assert checks(task).endswith("check(truncate_number)\n") and task.tests in checks(task)
+    assert "'TOKEN'" in text
 
 
 HAS_CLOSE_FULL = """def has_close_elements(numbers: List[float], threshold: float) -> bool:

@@ -61,7 +61,7 @@ def test_program_keeps_definitions_and_drops_example_calls() -> None:
     assert program.startswith("from __future__ import annotations")
     assert "import math" in program and "def f():" in program
     assert "print('hi')" not in program and "input()" not in program
-    assert program.rstrip().endswith("_tierroute_sys.stderr.flush()")
+    assert program.rstrip().endswith("_tierroute_run_checks('assert f() == 1')")
     assert candidate_code("plain text, no fence") == "plain text, no fence"
     usage = "```python\ndef f():\n    return 1\n```\nUse it:\n```python\nprint(f())\n```"
     assert candidate_code(usage) == "def f():\n    return 1\n"
@@ -98,6 +98,22 @@ async def test_module_level_exit_never_passes(judge: CodeJudge) -> None:
     )
     decided, acceptable, _ = await _run(judge, answer)
     assert decided and not acceptable
+
+
+async def test_an_assertion_swallowed_in_del_never_passes(judge: CodeJudge) -> None:
+    tests = "class _Late:\n    def __del__(self):\n        assert total([5]) == 6\n_Late()\n"
+    decided, acceptable, reason = await _run(judge, RIGHT, tests=tests)
+    assert decided and not acceptable, reason
+
+
+async def test_rebinding_a_builtin_does_not_reach_the_checks(judge: CodeJudge) -> None:
+    answer = (
+        "```python\nimport builtins\nif True:\n    builtins.sorted = lambda xs: [1, 2]\n"
+        "def total(xs):\n    return 0\n```"
+    )
+    tests = "assert sorted([total([1, 2])]) == [1, 2]\n"
+    decided, acceptable, reason = await _run(judge, answer, tests=tests)
+    assert decided and not acceptable, reason
 
 
 async def test_caller_tests_take_precedence(judge: CodeJudge) -> None:

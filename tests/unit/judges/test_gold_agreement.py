@@ -20,8 +20,9 @@ import pytest
 from tierroute.answers import is_correct
 from tierroute.judges import AgreementJudge, CodeJudge, JudgeCase
 from tierroute.judges.code import prompt_examples
-from tierroute.sandbox import Limits, run_python
-from tierroute_tools.evaluation.code_tasks import CodeTask, build_prompt, load_tasks, program
+from tierroute.sandbox import Limits
+from tierroute.sandbox_proof import run_checked
+from tierroute_tools.evaluation.code_tasks import CodeTask, build_prompt, checks, load_tasks
 from tierroute_tools.evaluation.tasks import arithmetic_items
 
 MIN_AGREEMENT = 0.9
@@ -59,7 +60,7 @@ def _has_examples(task: CodeTask) -> bool:
 async def _judged_and_gold(judge: CodeJudge, task: CodeTask, code: str) -> tuple[bool, bool, bool]:
     answer = f"Here is the function:\n\n```python\n{code}\n```\n"
     verdict = await judge.judge(JudgeCase(build_prompt(task, "chat"), answer))
-    gold = await asyncio.to_thread(run_python, program(task, code), limits=LIMITS)
+    gold = await asyncio.to_thread(run_checked, code, checks(task), limits=LIMITS)
     return verdict.decided, verdict.acceptable, gold.passed
 
 
