@@ -22,6 +22,7 @@ from router_svc.classifier import ClassifierSettings
 from router_svc.quality.settings import QualitySettings
 from router_svc.rules import RulesSettings
 from router_svc.shadow import ShadowSettings
+from router_svc.start_tier.settings import StartTierSettings
 from tierroute.config import (
     ClientTls,
     LoggingSettings,
@@ -153,6 +154,9 @@ class RouterSettings(Settings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     """The quality loop (judged samples, learned escalation score, controlled thresholds); off
     by default. With it on, ``shadow.max_in_flight`` bounds the judged samples in flight."""
+    start_tier: StartTierSettings = Field(default_factory=StartTierSettings)
+    """The learned start tier (off by default): where a request starts, learned from the
+    cascade's outcomes, with the classifier's score as its prior."""
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     """Which judge decides a sampled answer (per route, per tenant, default, fallbacks)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)

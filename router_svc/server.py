@@ -27,6 +27,13 @@ from router_svc.quality_hook import QualityHook, QualityOff, QualityOn
 from router_svc.rules import RuleSet
 from router_svc.servicer import RouterServicer
 from router_svc.shadow import ShadowSampler
+from router_svc.start_tier import (
+    CheapFeatures,
+    StartTierLearner,
+    StartTierMetrics,
+    TierPrice,
+    open_learner,
+)
 from router_svc.tiers import TierPool
 from tierroute.judges import build_judges
 from tierroute.judges.feedback import NAME as FEEDBACK
@@ -55,6 +62,8 @@ class RouterApp:
     servicer: RouterServicer
     quality: QualityHook
     """The quality loop (:class:`QualityOn` once :meth:`ready` opened it), else the null one."""
+    start_tier: StartTierLearner | None = None
+    """The learned start tier (``start_tier.enabled``), saved at shutdown."""
 
     @property
     def port(self) -> int:
@@ -99,6 +108,8 @@ class RouterApp:
         # After the server stopped: no request can add a sample while the state is saved.
         await self.quality.close()
         await self.tiers.close()
+        if self.start_tier is not None:
+            self.start_tier.close()
         if self.classifier is not None:
             self.classifier.close()
             self.classifier = None
@@ -125,6 +136,16 @@ def build_router(
         threshold = onnx.default_threshold if onnx is not None else _FALLBACK_THRESHOLD
     names = settings.tier_names
     rules = RuleSet(settings.rules) if settings.rules.enabled else None
+    start_tier = None
+    if settings.start_tier.enabled:
+        start_tier = open_learner(
+            names,
+            [TierPrice(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers],
+            settings.start_tier,
+            # The static encoder's embedding plugs in here (features.WithEmbedding).
+            CheapFeatures(settings.start_tier.hash_buckets),
+            StartTierMetrics(registry, names),
+        )
     policy = RoutingPolicy(
         names,
         rules=rules,
@@ -133,6 +154,7 @@ def build_router(
         default_tier=settings.policy.default_tier,
         allow_tier_hint=settings.policy.allow_tier_hint,
         classifier_timeout=settings.policy.classifier_timeout_ms / 1000,
+        start_tier=start_tier,
     )
     metrics = RouterMetrics(registry, names, policy.reasons)
     tiers = TierPool(settings.tiers, settings.resilience, metrics)
@@ -164,9 +186,20 @@ def build_router(
         fallback_mode=settings.policy.fallback_mode.value,
         fallback_threshold=settings.policy.fallback_threshold,
         auth=settings.auth.enabled,
+        start_tier=start_tier is not None,
     )
     return RouterApp(
-        settings, bootstrap, tiers, onnx, metrics, registry, shadow, gate, servicer, QualityOff()
+        settings,
+        bootstrap,
+        tiers,
+        onnx,
+        metrics,
+        registry,
+        shadow,
+        gate,
+        servicer,
+        QualityOff(),
+        start_tier,
     )
 
 
