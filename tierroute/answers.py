@@ -44,7 +44,17 @@ def normalise_number(text: str) -> str | None:
 
 def _final_number(text: str) -> tuple[int, int] | None:
     """Offsets of the number :func:`normalise_number` reads: the first after the last marker,
-    else the last in the text."""
+    else the last in the text. When the text works its answer out in code and then states the
+    result (:func:`states_number_after_code`), only the statement is read: the code's own
+    ``x = 40`` is no answer."""
+    tail = _stated_tail(text)
+    if tail is not None:
+        found = _number_in(text[tail:])
+        return (tail + found[0], tail + found[1]) if found else None
+    return _number_in(text)
+
+
+def _number_in(text: str) -> tuple[int, int] | None:
     markers = list(_MARKER.finditer(text))
     if markers:
         start = markers[-1].end()
@@ -103,6 +113,9 @@ SpanKind = Literal["number", "choice", "code", "sentence"]
 SPAN_KINDS: tuple[SpanKind, ...] = ("number", "choice", "code", "sentence")
 
 _FENCE = re.compile(r"^[ \t]*```", re.MULTILINE)
+# An explicit statement of the result: a typeset box or an answer marker. Only these (not any
+# number) make prose after a code block the answer's result: explanations mention numbers too.
+_STATED_RESULT = re.compile(r"\\boxed\{|####|answer\s*(?:is|:)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+|\n\s*")
 
 
@@ -128,10 +141,37 @@ def final_span(text: str, kind: SpanKind | None = None) -> Span | None:
     if kind is not None and kind not in SPAN_KINDS:
         raise ValueError(f"unknown span kind {kind!r}; use one of {SPAN_KINDS}")
     order: tuple[SpanKind, ...] = (kind,) if kind is not None else ("code", "number", "sentence")
+    if kind is None and states_number_after_code(text):
+        order = ("number", "code", "sentence")
     for wanted in order:
         found = _FINDERS[wanted](text)
         if found is not None:
             return Span(wanted, found[0], found[1], text[found[0] : found[1]])
+    return None
+
+
+def states_number_after_code(text: str) -> bool:
+    """True when, after its last fenced block, ``text`` states a numeric result explicitly.
+
+    An answer that works a question out in code and then says "each friend gets \\boxed{8}"
+    (or "the answer is 8", "#### 8") carries its result in that number, not in the code; an
+    answer that ends with its code block (or with prose that states no result) carries it in
+    the code. A block left open at the end is the end of the answer: nothing follows it.
+    """
+    return _stated_tail(text) is not None
+
+
+def _stated_tail(text: str) -> int | None:
+    """Offset of the text after the last (closed) fenced block when it states a numeric result."""
+    fences = list(_FENCE.finditer(text))
+    if not fences or len(fences) % 2:
+        return None
+    newline = text.find("\n", fences[-1].end())
+    if newline < 0:
+        return None
+    tail = text[newline + 1 :]
+    if _STATED_RESULT.search(tail) and _number_in(tail) is not None:
+        return newline + 1
     return None
 
 

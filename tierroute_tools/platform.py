@@ -4,12 +4,18 @@
 own core, so two engines do not fight over the same one), reads each tier's prices from its
 ``GetModelInfo``, writes the router's configuration from them, and starts ``router_svc`` (and
 optionally the OpenAI-compatible HTTP endpoint). Leaving the context stops every process it
-started, router first, so no request is cut by a tier going away under it.
+started, router first, so no request is cut by a tier going away under it. Inside the context
+(entered on the main thread) SIGTERM ends the owner like Ctrl-C does, so every command that
+starts a platform (``tierroute up``, ``tierroute eval live``, ...) stops it on either signal;
+if the owner is killed outright, its children get the parent-death signal
+(:mod:`tierroute.launch`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 import yaml
@@ -40,6 +46,10 @@ class TierSpec:
     model service's own default for the tier's name."""
     prices: tuple[float, float] | None = None
     """USD per 1M input and output tokens; ``None``: the model service's seed price."""
+    module: str = "model_svc"
+    """Module the tier's process runs (tests: ``model_svc.scripted_server``)."""
+    args: tuple[str, ...] = ()
+    """Extra arguments of that module."""
 
     def env(self, cache_dir: Path) -> dict[str, str]:
         """Environment of this tier's ``model_svc`` process."""
@@ -138,7 +148,7 @@ def demo_quality_overrides(state_dir: Path) -> dict[str, object]:
             "state_dir": str(state_dir),
             "initial_rate": 1.0,
             "floor_rate": 1.0,
-            "escalated_rate_factor": 1.0,
+            "escalated_rate": 1.0,
             "report_interval_seconds": 5,
         },
         # Answers with a number or a code block are compared; prose goes to the largest tier's
@@ -169,6 +179,7 @@ class LocalPlatform:
         self.router: ServiceProcess | None = None
         self.http: ServiceProcess | None = None
         self.http_url: str | None = None
+        self._previous_sigterm: Any = None
 
     @property
     def router_address(self) -> str:
@@ -185,8 +196,8 @@ class LocalPlatform:
         for tier in self._options.tiers:
             log(f"starting model service for tier {tier.name!r} (engine on core {tier.cpu_bind})")
             self.tiers[tier.name] = ServiceProcess(
-                "model_svc",
-                ["--tier", tier.name],
+                tier.module,
+                ["--tier", tier.name, *tier.args],
                 env=tier.env(default_cache_dir()),
                 log_path=run_dir / f"model-{tier.name}.log",
             )
@@ -249,6 +260,10 @@ class LocalPlatform:
                     process.stop()
 
     def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM's default action ends the process without unwinding, which would skip
+            # __exit__ and leave every service running with no owner.
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         return self
 
     def __exit__(
@@ -257,7 +272,17 @@ class LocalPlatform:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._previous_sigterm is not None:
+            # Restored first: a second SIGTERM must not interrupt the stop half-way (it ends
+            # the owner, and the children then get their parent-death signal).
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         self.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: unwind like Ctrl-C, so the platform's context stops its processes."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _prices(address: str) -> tuple[float, float]:

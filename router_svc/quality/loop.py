@@ -7,9 +7,11 @@ It ties the parts together for the router's three moments:
   that becomes the sample's weight;
 - **every escalation decision**: :meth:`QualityLoop.escalation_score` and
   :meth:`QualityLoop.threshold` (escalate when the score is below the threshold);
-- **every judged sample**: :meth:`QualityLoop.record` stores and counts it and, every
-  ``refit_every`` samples of a tier, refits that tier's score model and recomputes its
-  threshold (:meth:`QualityLoop.recompute`), returning the threshold change to log;
+- **every judged sample**: :meth:`QualityLoop.record` stores and counts it and, once enough new
+  samples of a tier arrived (``refit_every``, or a tenth of what the tier holds when that is
+  fewer, but at least :data:`EARLY_REFIT_MIN`: early evidence moves the fit most), refits that
+  tier's score model and recomputes its threshold (:meth:`QualityLoop.recompute`), returning
+  the threshold change to log;
 - **periodically**: :meth:`QualityLoop.report` exports the served quality and savings.
 
 No gRPC; the only I/O is the store's and the state file's, both awaited.
@@ -42,6 +44,10 @@ from router_svc.quality.settings import QualitySettings
 
 _log = structlog.get_logger("router_svc.quality.loop")
 MODELS_VERSION = 1
+
+
+EARLY_REFIT_MIN = 10
+"""Fewest new samples between two refits of a tier's score model and threshold."""
 
 
 class QualityLoop:
@@ -142,12 +148,17 @@ class QualityLoop:
         if sample.tier not in self._models:
             return None
         self._since_refit[sample.tier] += 1
-        if self._since_refit[sample.tier] < self._settings.refit_every:
+        if self._since_refit[sample.tier] < self._refit_due(await self._store.count(sample.tier)):
             return None
         change = await self.recompute(sample.tier)
         if change is not None:
             _log_change(change)
         return change
+
+    def _refit_due(self, held: int) -> int:
+        """New samples between refits for a tier holding ``held``: a tenth of them (at least
+        :data:`EARLY_REFIT_MIN`) while that is under ``refit_every``."""
+        return min(self._settings.refit_every, max(EARLY_REFIT_MIN, held // 10))
 
     async def samples(self) -> list[JudgedSample]:
         """Every held sample, oldest first."""

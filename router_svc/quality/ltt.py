@@ -6,10 +6,17 @@ otherwise. The *loss* at ``t`` is the weighted share of the tier's judged reques
 largest tier. It only grows as ``t`` falls. For ``alpha = 1 - target`` each candidate ``t``
 tests ``H0: loss(t) > alpha`` with the exact binomial tail ``P(Binomial(n, alpha) <= k)`` on
 Kish's effective count (``n`` rounded down, ``k`` up: both make the p-value larger). Fixed-
-sequence testing walks the grid from ``t = 1`` (everything escalates) downwards while
+sequence testing walks the candidates from ``t = 1`` (everything escalates) downwards while
 ``p <= delta`` and keeps the last rejected ``t``: with probability ``1 - delta`` its loss is at
 most ``alpha`` (Angelopoulos et al., "Learn then Test", arXiv:2110.01052), and no multiplicity
 correction is needed because the order is fixed before looking at the data.
+
+The candidates are the grid (``grid_step``) and every observed score. The loss is monotone in
+``t`` and so is the p-value at a fixed ``n``, so walking down through the observed scores is the
+same as walking the continuum of thresholds, which is what the risk-controlling bound of Bates
+et al. ("Distribution-free, risk-controlling prediction sets", arXiv:2101.02703) certifies.
+Without them, a learned score whose values crowd near 1 (most answers confidently acceptable)
+would be certified only at the coarse grid point above the crowd.
 
 When nothing is certified the answer depends on why. If even a sample free of errors could
 not be certified at this effective size (``(1 - alpha)^n > delta``), the evidence is too thin
@@ -83,7 +90,7 @@ def choose_threshold(
     grid_step: float,
     fallback: float,
 ) -> LttResult:
-    """The lowest grid threshold certified by fixed-sequence testing (O(n log n + grid))."""
+    """The lowest candidate threshold certified by fixed-sequence testing (O(n log n + grid))."""
     n = len(scores)
     if not n == len(acceptable) == len(weights):
         raise ValueError("scores, acceptable and weights differ in length")
@@ -105,8 +112,9 @@ def choose_threshold(
         first = int(np.searchsorted(ascending, t, side="left"))
         return float(bad_mass[first]) / total
 
+    candidates = sorted(set(candidate_grid(grid_step)) | set(ascending.tolist()), reverse=True)
     chosen: tuple[float, float, float] | None = None
-    for t in candidate_grid(grid_step):
+    for t in candidates:
         loss = loss_at(t)
         k = math.ceil(loss * n_int - 1e-9)
         p = binomial_cdf(k, n_int, alpha) if alpha > 0 else 1.0

@@ -4,9 +4,11 @@ The rate for a tier holding ``n`` judged samples is
 ``max(floor_rate, initial_rate * min_samples / max(min_samples, n))``: the configured initial
 rate until ``min_samples`` exist, then decaying like ``1/n`` down to the floor, so evidence
 keeps arriving (the traffic may drift) at a bounded shadow cost. Escalated requests are sampled
-at the same rate times ``escalated_rate_factor``: they matter to the controller only when it
-considers lowering the threshold below their score. Every decision returns the probability
-used, so the sample carries the weight ``1/p`` and weighted sums stay unbiased.
+at the flat ``escalated_rate`` (1 by default): the largest tier's answer is already there, so
+judging them costs no shadow call, and they are the evidence that brings a threshold down from
+a conservative warm-up (with a judge that costs a model call itself, such as ``llm``, lower
+it). Every decision returns the probability used, so the sample carries the weight ``1/p`` and
+weighted sums stay unbiased.
 """
 
 from __future__ import annotations
@@ -38,19 +40,19 @@ class AdaptiveSampler:
         initial_rate: float,
         floor_rate: float,
         min_samples: int,
-        escalated_rate_factor: float,
+        escalated_rate: float,
         rng: random.Random | None = None,
     ) -> None:
         if not 0.0 <= floor_rate <= initial_rate <= 1.0:
             raise ValueError("need 0 <= floor_rate <= initial_rate <= 1")
         if min_samples < 1:
             raise ValueError("min_samples must be >= 1")
-        if not 0.0 <= escalated_rate_factor <= 1.0:
-            raise ValueError("escalated_rate_factor must be in [0, 1]")
+        if not 0.0 <= escalated_rate <= 1.0:
+            raise ValueError("escalated_rate must be in [0, 1]")
         self._initial = initial_rate
         self._floor = floor_rate
         self._min_samples = min_samples
-        self._escalated_factor = escalated_rate_factor
+        self._escalated_rate = escalated_rate
         self._rng = rng or random.Random()
 
     @classmethod
@@ -62,15 +64,16 @@ class AdaptiveSampler:
             settings.initial_rate,
             settings.floor_rate,
             settings.min_samples,
-            settings.escalated_rate_factor,
+            settings.escalated_rate,
             rng,
         )
 
     def rate(self, samples: int, escalated: bool = False) -> float:
         """Sampling probability for a request of a tier that holds ``samples`` judged samples."""
+        if escalated:
+            return self._escalated_rate
         decayed = self._initial * self._min_samples / max(self._min_samples, samples)
-        rate = max(self._floor, decayed)
-        return rate * self._escalated_factor if escalated else rate
+        return max(self._floor, decayed)
 
     def decide(self, samples: int, escalated: bool = False) -> SamplingDecision:
         """Draw whether to shadow this request; ``samples`` is the tier's current count."""

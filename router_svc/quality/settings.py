@@ -40,7 +40,8 @@ class QualitySettings(Section):
     grid_step: float = Field(default=0.01, gt=0, le=0.5)
     """Spacing of the candidate thresholds tested from 1 downwards."""
     refit_every: int = Field(default=50, ge=1)
-    """New judged samples of a tier between refits of its score model and threshold."""
+    """New judged samples of a tier between refits of its score model and threshold (sooner
+    while the tier holds few: a tenth of what it holds, at least 10)."""
     window: int = Field(default=2000, ge=1)
     """Most recent samples of a tier the controller and the score model learn from."""
     store_path: Path | None = None
@@ -56,13 +57,15 @@ class QualitySettings(Section):
     """Share of cheaper-served requests shadowed while a tier has fewer than ``min_samples``."""
     floor_rate: float = Field(default=0.01, ge=0, le=1)
     """Lowest sampling rate, however much evidence there is (traffic drifts)."""
-    escalated_rate_factor: float = Field(default=1.0, ge=0, le=1)
-    """Escalated requests are sampled at the rate times this factor. They are judged against
-    the answer the largest tier already served (no shadow call), and they are the evidence
-    that lets the threshold come down from a conservative warm-up; lower it when judging
-    itself is costly (the ``llm`` judge)."""
-    score_min_samples: int = Field(default=30, ge=1)
-    """Samples of each class (acceptable, not) before the learned score replaces the prior."""
+    escalated_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of escalated requests judged (flat). They are judged against the answer the
+    largest tier already served, with no shadow call, and they are the evidence that lets the
+    threshold come down from a conservative warm-up; lower it when judging itself is costly
+    (the ``llm`` judge asks the largest tier a question per sample)."""
+    score_min_samples: int = Field(default=10, ge=1)
+    """Samples of each class (acceptable, not) before the learned score replaces the prior.
+    Few are enough to start: a threshold is certified on the model's cross-fitted scores, so
+    an early, noisy model costs savings (a higher threshold), not the quality guarantee."""
     score_l2: float = Field(default=1.0, gt=0)
     """L2 penalty of the learned score's logistic regression (standardised features)."""
     score_isotonic: bool = False

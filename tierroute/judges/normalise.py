@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import re
 
-from tierroute.answers import normalise_choice, normalise_number
+from tierroute.answers import normalise_choice, normalise_number, states_number_after_code
 from tierroute.judges.base import AnswerFormat
 
 SHORT_ANSWER_WORDS = 8
@@ -98,11 +98,13 @@ def looks_like_choice(text: str) -> bool:
 def infer_format(reference: str) -> AnswerFormat | None:
     """The format of the canonical result ``reference`` holds, in order of precedence.
 
-    Code (a fenced block), a choice (a bare or explicit letter), a number (any number: the
-    final one counts), a short answer; None for prose with none of these.
+    Code (a fenced block, unless the text after the last one states a numeric result: an
+    answer worked out in code whose result is a number), a choice (a bare or explicit letter), a
+    number (any number: the final one counts), a short answer; None for prose with none of
+    these.
     """
     if fenced_blocks(reference):
-        return "code"
+        return "number" if states_number_after_code(reference) else "code"
     if looks_like_choice(reference):
         return "choice"
     if normalise_number(reference) is not None:

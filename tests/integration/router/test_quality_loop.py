@@ -135,7 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "refit_every": 5,
                     "initial_rate": 1.0,
                     "floor_rate": 1.0,
-                    "escalated_rate_factor": 1.0,
+                    "escalated_rate": 1.0,
                     "report_interval_seconds": 1,
                 },
                 "judges": {"default": "agreement"},

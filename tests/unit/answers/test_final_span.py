@@ -111,3 +111,17 @@ def test_auto_prefers_code_then_number_then_sentence() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown span kind"):
         final_span("1", "letter")  # type: ignore[arg-type]
+
+
+def test_a_number_stated_after_the_code_is_the_result() -> None:
+    text = "```python\nprint(40 // 5)\n```\n```output\n8\n```\nSo the answer is 8 stickers."
+    span = final_span(text)
+    assert span is not None and span.kind == "number" and span.text.strip() == "8"
+    assert span.start > text.rindex("```")
+    assert normalise_number(text) == "8"
+    # The code's own assignments are no answer once a result is stated after the code.
+    assert normalise_number("```python\nx = 40\nprint(x // 5)\n```\nThe answer is 8.") == "8"
+    # Prose after the code that states no result leaves the code as the result.
+    plain = "```python\nprint(40 // 5)\n```\nIt divides 40 by 5."
+    code = final_span(plain)
+    assert code is not None and code.kind == "code"

@@ -95,3 +95,27 @@ def test_normalisation_helpers() -> None:
     assert infer_format("London") == "short"
     assert canonical("2 + 2 = 4", "number") == "4"
     assert canonical("def f(): pass", "code") == canonical("```\ndef f():\n    pass\n```", "code")
+
+
+WORKED_IN_CODE = (
+    "Let me compute it.\n```python\ntotal = 40\nprint(total // 5)\n```\n```output\n8\n```\n"
+    "Each friend gets \\(\\boxed{8}\\) stickers."
+)
+
+
+async def test_a_result_worked_out_in_code_is_compared_as_its_stated_number() -> None:
+    # The reference computes in code, then states its result: the number is the result, so a
+    # candidate that reaches the same number by prose agrees (and a different number does not).
+    assert infer_format(WORKED_IN_CODE) == "number"
+    same = "40 / 5 = 8, so each friend gets \\(\\boxed{8}\\) stickers."
+    assert await _judge(same, WORKED_IN_CODE) == (True, True)
+    assert await _judge("40 / 5 = 9", WORKED_IN_CODE) == (True, False)
+
+
+async def test_code_followed_by_prose_without_a_stated_result_is_still_code() -> None:
+    reference = "```python\ndef add(a, b):\n    return a + b\n```\nThis adds the 2 numbers."
+    assert infer_format(reference) == "code"
+    assert await _judge("```python\ndef add(a, b):\n    return b + a\n```", reference) == (
+        True,
+        False,
+    )

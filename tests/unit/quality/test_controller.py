@@ -262,3 +262,17 @@ def test_the_guarantee_holds_over_repeated_draws() -> None:
         violations += 0.2 * (1 - chosen) ** 3 > 0.05
     # delta plus three binomial standard errors of the simulated rate.
     assert violations / trials <= 0.1 + 3 * (0.1 * 0.9 / trials) ** 0.5
+
+
+def test_scores_crowded_between_grid_points_are_certified_between_them() -> None:
+    # 300 right answers scoring in [0.9721, 0.979) and 30 wrong ones at 0.9715, all inside one
+    # cell of the 0.01 grid: 0.98 keeps nothing and 0.97 keeps the wrong ones too (loss 9%).
+    # The observed scores are candidates as well, so the bound walks down through the right
+    # answers and stops above the wrong ones, instead of escalating everything at 0.98.
+    scores = [0.9721 + 0.0069 * i / 300 for i in range(300)] + [0.9715] * 30
+    ok = [True] * 300 + [False] * 30
+    result = choose_threshold(
+        scores, ok, [1.0] * 330, target=0.95, delta=0.1, grid_step=0.01, fallback=1.0
+    )
+    assert result.certified and result.loss == 0.0
+    assert 0.9715 < result.threshold <= 0.9721 + 1e-12

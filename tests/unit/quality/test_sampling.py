@@ -24,8 +24,11 @@ def test_rate_is_initial_then_decays_to_the_floor() -> None:
     assert rates == sorted(rates, reverse=True)
 
 
-def test_escalated_requests_are_sampled_at_a_smaller_rate() -> None:
-    assert sampler().rate(0, escalated=True) == pytest.approx(0.125)
+def test_escalated_requests_are_sampled_at_their_flat_rate() -> None:
+    # Judging an escalated request needs no shadow call: its rate does not decay with evidence.
+    s = sampler()
+    assert s.rate(0, escalated=True) == s.rate(10_000, escalated=True) == pytest.approx(0.25)
+    assert AdaptiveSampler.from_settings(QualitySettings()).rate(10**6, escalated=True) == 1.0
 
 
 def test_decisions_follow_the_rate_and_carry_the_inverse_weight() -> None:
