@@ -1,10 +1,11 @@
 """One generation end to end, without gRPC: admission, tokenization, streaming, accounting.
 
-:class:`GenerationService` turns a validated request into a stream of
+:class:`GenerationService` turns a validated request into a stream: one :class:`PromptAccepted`
+(the prompt's token count, once it is checked and before the engine starts on it),
 :class:`StreamedDelta` events and one final :class:`Outcome`. It enforces the concurrent-stream
 limit (immediately, no queueing), checks the tokenized prompt against the configured prompt
-limit (``limits.max_prompt_tokens``) and the context length, feeds the
-confidence tracker, and records metrics. Closing the stream early (caller cancelled, deadline)
+limit (``limits.max_prompt_tokens``) and the context length, feeds the confidence tracker, and
+records metrics. Closing the stream early (caller cancelled, deadline)
 closes the engine stream, which aborts the request inside the engine.
 """
 
@@ -28,6 +29,13 @@ from model_svc.engines.base import (
 from model_svc.metrics import ModelMetrics
 from model_svc.validation import ValidatedRequest
 from tierroute.errors import InvalidArgumentError, OverloadedError
+
+
+@dataclass(frozen=True)
+class PromptAccepted:
+    """The prompt passed its checks and goes to the engine: from now on it is paid for."""
+
+    prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,11 @@ class GenerationService:
         self._active += 1
         self._metrics.active_streams.inc()
 
-    async def generate(self, request: ValidatedRequest) -> AsyncIterator[StreamedDelta | Outcome]:
-        """Stream the deltas of ``request`` and end with its :class:`Outcome`."""
+    async def generate(
+        self, request: ValidatedRequest
+    ) -> AsyncIterator[PromptAccepted | StreamedDelta | Outcome]:
+        """Announce the prompt's size, stream the deltas of ``request``, end with its
+        :class:`Outcome`."""
         self._admit()
         prompt_tokens = 0
         completion_tokens = 0
@@ -128,6 +139,8 @@ class GenerationService:
                 stop=request.stop,
                 seed=request.seed,
             )
+            # Before the first token, so a caller who leaves early still knows what it spent.
+            yield PromptAccepted(prompt_tokens)
             tracker = ConfidenceTracker(self._confidence)
             first: float | None = None
             last = start

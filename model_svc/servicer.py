@@ -1,7 +1,9 @@
 """``tierroute.v1.ModelService``: a thin adapter between the protos and the generation service.
 
 Domain errors raised here become gRPC statuses in the shared interceptor; this module only
-converts messages, sets the ``tierroute-confidence`` trailer and counts outcomes by status.
+converts messages, sends the prompt's token count in the initial metadata
+(``tierroute-prompt-tokens``, before the first token), sets the ``tierroute-confidence`` trailer
+and counts outcomes by status.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import structlog
 
 from model_svc.config import ModelServiceSettings
 from model_svc.engines.base import Engine, FinishReason
-from model_svc.generation import GenerationService, Outcome, StreamedDelta
+from model_svc.generation import GenerationService, Outcome, PromptAccepted, StreamedDelta
 from model_svc.metrics import ModelMetrics
 from model_svc.validation import validate_generate
 from tierroute.errors import TierrouteError
@@ -23,6 +25,9 @@ from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 
 CONFIDENCE_TRAILER = "tierroute-confidence"
 """Trailing metadata key carrying ``Finished.confidence.score`` as a decimal string."""
+PROMPT_TOKENS_KEY = "tierroute-prompt-tokens"
+"""Initial metadata key: the prompt's token count (decimal), sent before the first token so
+that a caller who cancels, or whose deadline passes, still pays for the prompt."""
 
 _FINISH = {
     FinishReason.STOP: common_pb2.FINISH_REASON_STOP,
@@ -60,7 +65,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             if validated.request_id:
                 structlog.contextvars.bind_contextvars(request_id=validated.request_id)
             async for event in self._service.generate(validated):
-                if isinstance(event, StreamedDelta):
+                if isinstance(event, PromptAccepted):
+                    count = str(event.prompt_tokens)
+                    await context.send_initial_metadata(((PROMPT_TOKENS_KEY, count),))
+                elif isinstance(event, StreamedDelta):
                     yield model_service_pb2.GenerateResponse(delta=_delta(event))
                 else:
                     score = event.confidence.score

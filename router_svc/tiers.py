@@ -8,6 +8,10 @@ message, transient failures are retried with jittered exponential backoff on the
 after it, never. A per-endpoint :class:`~router_svc.circuit.CircuitBreaker` skips endpoints that
 keep failing or whose ``grpc.health.v1`` check says they are not serving.
 
+A model service sends its prompt's token count in the initial metadata before the first token
+(``tierroute-prompt-tokens``); it is passed to the caller's ``on_prompt_tokens`` so that a call
+cancelled, expired or failed before its ``Finished`` still pays for the prompt.
+
 Channels use the tier's TLS settings (mutual TLS when a client certificate is configured)
 and every call carries the tier's shared secret when one is set. A tier's INVALID_ARGUMENT is
 the caller's to fix (a prompt over the tier's token limit): it is passed through as is, never
@@ -21,7 +25,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -53,6 +57,8 @@ _ENDPOINT_FAILURES = frozenset(
 OPEN_RECHECK_SECONDS = 1.0
 # The caller's own deadline is "passed" within this margin: no useful work fits in it.
 _DEADLINE_SLACK_SECONDS = 0.005
+# The model service's initial metadata key with the prompt's token count (model_svc.servicer).
+PROMPT_TOKENS_KEY = "tierroute-prompt-tokens"
 _log = structlog.get_logger("router_svc.tiers")
 
 TierItem = Chunk[common_pb2.TokenDelta] | TierResult[model_service_pb2.Finished]
@@ -109,6 +115,15 @@ def _invalid_argument(tier: str, exc: grpc.aio.AioRpcError) -> InvalidArgumentEr
         return InvalidArgumentError("request", f"refused by tier {tier}: {exc.details() or ''}")
     field, description = violation
     return InvalidArgumentError(field, f"{description} (tier {tier})")
+
+
+def _prompt_tokens(metadata: Iterable[tuple[str, str | bytes]] | None) -> int | None:
+    """The prompt's token count in a model service's initial metadata (None: not reported)."""
+    for key, value in metadata or ():
+        if key == PROMPT_TOKENS_KEY:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() else None
+    return None
 
 
 def _state_reader(breaker: CircuitBreaker) -> Callable[[], float]:
@@ -177,12 +192,14 @@ class TierClient:
         request: model_service_pb2.GenerateRequest,
         request_id: str,
         deadline: float | None,
+        on_prompt_tokens: Callable[[int], None] | None = None,
     ) -> AsyncGenerator[TierItem, None]:
         """Stream ``request`` from this tier as cascade items.
 
         ``deadline`` is the caller's, on the ``time.monotonic`` clock (``None``: no deadline).
-        Raises :class:`TierFailure` when the tier cannot serve, or ``DeadlineExceededError``
-        when the caller's deadline ran out.
+        ``on_prompt_tokens`` is told the prompt's token count as soon as a replica reports it
+        (before its first token). Raises :class:`TierFailure` when the tier cannot serve, or
+        ``DeadlineExceededError`` when the caller's deadline ran out.
         """
         metadata = ((REQUEST_ID_KEY, request_id), *self._metadata)
         attempts = self._resilience.retries + 1
@@ -196,6 +213,10 @@ class TierClient:
             received = False
             settled = False
             try:
+                if on_prompt_tokens is not None:
+                    counted = _prompt_tokens(await call.initial_metadata())
+                    if counted is not None:
+                        on_prompt_tokens(counted)
                 async for message in call:
                     if not received:
                         received = settled = True

@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 
 from model_svc.config import ModelServiceSettings
 from model_svc.server import SERVICE_NAME, ModelServer
-from model_svc.servicer import CONFIDENCE_TRAILER
+from model_svc.servicer import CONFIDENCE_TRAILER, PROMPT_TOKENS_KEY
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 
 from .fake_engine import ScriptedEngine, script
@@ -335,6 +335,28 @@ async def test_warm_up_failure_keeps_the_service_not_serving() -> None:
     assert rss is not None and rss > 0
     await server.shutdown()
     assert engine.shut_down
+
+
+async def test_the_prompt_size_is_sent_before_the_first_token(make_harness: MakeHarness) -> None:
+    """A caller that leaves before any token (or whose deadline passes) still learns what the
+    prompt cost: the count is in the initial metadata, sent before the engine's first token."""
+    h = await make_harness(ScriptedEngine(deltas=script(["x"] * 5), delay=1.0))
+    call = h.stub.Generate(text_request(), timeout=10)
+    started = time.monotonic()
+    metadata = dict(await call.initial_metadata())
+    assert time.monotonic() - started < 0.8  # well before the first token (1 s)
+    assert metadata[PROMPT_TOKENS_KEY] == "4"
+    call.cancel()
+    await _eventually(lambda: h.requests("CANCELLED") == 1)
+    assert h.metric("tierroute_model_prompt_tokens_total") == 4
+
+
+async def test_a_refused_prompt_reports_no_size(make_harness: MakeHarness) -> None:
+    h = await make_harness(max_prompt_tokens=2)
+    call = h.stub.Generate(text_request("w " * 8), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        _ = [e async for e in call]
+    assert PROMPT_TOKENS_KEY not in dict(await call.initial_metadata() or ())
 
 
 async def _eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:

@@ -32,6 +32,11 @@ class Behaviour:
     fail_after: int = 0
     """Tokens sent before failing with ``fail_code``."""
     token_delay: float = 0.0
+    first_token_delay: float = 0.0
+    """Seconds between the prompt's count (initial metadata) and the first token."""
+    report_prompt: bool = True
+    """Send the prompt's token count in the initial metadata before the first token, as the
+    model service does."""
 
 
 @dataclass
@@ -70,6 +75,12 @@ class FakeModel(model_service_pb2_grpc.ModelServiceServicer):
         b = self.behaviour
         self.active += 1
         try:
+            if b.report_prompt:
+                await context.send_initial_metadata(
+                    (("tierroute-prompt-tokens", str(b.prompt_tokens)),)
+                )
+            if b.first_token_delay:
+                await asyncio.sleep(b.first_token_delay)
             for i, word in enumerate(b.words):
                 if b.fail_code is not None and i == b.fail_after:
                     await context.abort(b.fail_code, f"scripted {b.fail_code.name}")

@@ -197,12 +197,13 @@ async def test_non_transient_tier_error_is_not_retried(fresh: Stack) -> None:
 
 
 async def test_tier_error_after_the_first_token_is_a_clean_error(fresh: Stack) -> None:
+    """In DISABLED mode (no retraction); STREAMING fails over (``test_servicer_spend.py``)."""
     fresh.small.model.behaviour.fail_code = grpc.StatusCode.INTERNAL
     fresh.small.model.behaviour.fail_after = 2
     received: list[Event] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
         async for event in fresh.stub.Generate(
-            request(mode=rpb.FALLBACK_MODE_STREAMING), timeout=10
+            request(mode=rpb.FALLBACK_MODE_DISABLED), timeout=10
         ):
             received.append(event)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
