@@ -27,7 +27,7 @@ from router_svc.answer_scoring import AnswerRecorder
 from router_svc.auth import Caller, Gate, OpenCaller
 from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
 from router_svc.config import RouterSettings
-from router_svc.costs import CostBreakdown, token_cost
+from router_svc.costs import CostBreakdown, SpendCap, token_cost
 from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
@@ -314,15 +314,20 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             ),
             early_window_tokens=policy.early_window_tokens,
             thresholds=thresholds,
+            spend_cap=self._spend_cap(route),
         )
         request_id = route.request_id
         tier_request = _tier_request(route, request_id)
 
         def open_tier(tier: str) -> AsyncGenerator[TierItem, None]:
-            stream = self._tiers[tier].generate(tier_request, request_id, deadline)
+            def counted(tokens: int) -> None:
+                cascade.record_prompt_tokens(tier, tokens)
+
+            stream = self._tiers[tier].generate(tier_request, request_id, deadline, counted)
             return stream if recorder is None else recorder.watch(tier, stream)
 
-        return Cascade(plan, open_tier)
+        cascade: TierCascade = Cascade(plan, open_tier)
+        return cascade
 
     def _shadow_opener(self, route: RouteRequest) -> ShadowOpener:
         """Opens the replay of ``route`` on the largest tier (no caller deadline: the caller
@@ -335,14 +340,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     def _finished(
         self, route: RouteRequest, run: _Run, outcome: Outcome[model_service_pb2.Finished]
     ) -> None:
-        """Hand the answered request to the quality loop and its outcome to the learned start
-        tier (after the caller has its answer)."""
-        if run.decision is not None and not outcome.degraded:
-            # A tier that failed says nothing about the prompt: only confidence escalations teach.
-            failed = {f for f, _, cause in run.escalations if cause == "tier_error"}
-            escalated = {f for f, _, _ in run.escalations} - failed
-            tried = tuple(u.tier for u in outcome.usages if u.tier not in failed)
-            self._policy.learn(route.routing_text, run.decision, tried, escalated)
+        """Hand the answered request to the quality loop (after the caller has its answer)."""
         served = run.served_request(route.routing_text, outcome, time.time())
         if served is not None:
             self._quality.finished(served, self._shadow_opener(route))
@@ -351,15 +349,27 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self._shadow.submit(served_tier, "".join(text), self._shadow_opener(route))
 
     def _check_budget(self, route: RouteRequest, tier: str) -> None:
-        if route.max_cost_usd is None:
-            return
-        max_tokens = route.max_tokens or self._settings.limits.max_tokens
-        worst = token_cost(route.worst_case_prompt_tokens, max_tokens, self._ledger.prices[tier])
-        if worst > route.max_cost_usd:
+        """Refuse when even the routed tier's worst case breaks ``options.max_cost_usd`` (the
+        cascade then keeps every further call within it: :class:`SpendCap`)."""
+        cap = self._spend_cap(route)
+        if cap is not None and not cap.allows((), tier):
             raise FailedPreconditionError(
-                f"worst-case cost {worst:.6f} USD on tier {tier} exceeds options.max_cost_usd "
-                f"{route.max_cost_usd:.6f} USD"
+                f"worst-case cost {cap.call_usd[tier]:.6f} USD on tier {tier} exceeds "
+                f"options.max_cost_usd {cap.limit_usd:.6f} USD"
             )
+
+    def _spend_cap(self, route: RouteRequest) -> SpendCap | None:
+        """The caller's cap over its tier calls, each priced at its worst case (as
+        :func:`~router_svc.costs.request_worst_case` prices them); None without a cap."""
+        if route.max_cost_usd is None:
+            return None
+        max_tokens = route.max_tokens or self._settings.limits.max_tokens
+        prices = self._ledger.prices
+        calls = {
+            t: token_cost(route.worst_case_prompt_tokens, max_tokens, prices[t])
+            for t in self._names
+        }
+        return SpendCap(calls, route.max_cost_usd)
 
     def _finish(
         self, run: _Run, outcome: Outcome[model_service_pb2.Finished]
