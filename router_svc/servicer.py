@@ -340,7 +340,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     def _finished(
         self, route: RouteRequest, run: _Run, outcome: Outcome[model_service_pb2.Finished]
     ) -> None:
-        """Hand the answered request to the quality loop (after the caller has its answer)."""
+        """Hand the answered request to the quality loop and its outcome to the learned start
+        tier (after the caller has its answer)."""
+        if run.decision is not None and not outcome.degraded:
+            # A tier that failed says nothing about the prompt: only confidence escalations teach.
+            failed = {f for f, _, cause in run.escalations if cause == "tier_error"}
+            escalated = {f for f, _, _ in run.escalations} - failed
+            tried = tuple(u.tier for u in outcome.usages if u.tier not in failed)
+            self._policy.learn(route.routing_text, run.decision, tried, escalated)
         served = run.served_request(route.routing_text, outcome, time.time())
         if served is not None:
             self._quality.finished(served, self._shadow_opener(route))
