@@ -9,12 +9,19 @@ any particular service. Used by integration tests and by ``tierroute up``::
 The child's output (stdout and stderr merged) is drained continuously, kept as a tail for error
 messages and optionally copied to a log file. :meth:`ServiceProcess.stop` sends SIGTERM, waits
 for a grace period, then SIGKILLs the child's whole process group (engine workers included).
+
+No child outlives its owner: a child started from the main thread gets SIGTERM when the process
+that started it dies, even by SIGKILL (Linux's parent-death signal), and when a child dies of
+anything, a watcher SIGKILLs what is left of its process group (a model service SIGKILLed
+takes its vLLM ``EngineCore`` with it). Children write their caches inside the project
+(:func:`contained_environment`), never under ``$HOME``.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -22,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -31,8 +38,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tierroute.errors import UnavailableError
+from tierroute.runtime_env import contained_environment
 
 HOST = "127.0.0.1"
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal a process gets when the thread that forked it exits."""
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+"""What an orphaned child gets: SIGTERM, so a model service still stops its engine cleanly."""
 
 
 class LaunchError(UnavailableError):
@@ -44,6 +56,30 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent(parent: int, prctl: Callable[..., int]) -> None:
+    """In the child, before exec: SIGTERM when the starting thread dies (kept across exec)."""
+    prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """The ``preexec_fn`` that arms the parent-death signal, or ``None`` where it cannot work.
+
+    Linux sends it when the *thread* that forked the child exits, so only children started
+    from the main thread (whose exit is the process's) get it; a worker thread's exit would
+    stop a healthy child. ``prctl`` is looked up here, in the parent: the forked child only
+    calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    return lambda: _die_with_parent(parent, prctl)
 
 
 class ServiceProcess:
@@ -78,7 +114,7 @@ class ServiceProcess:
         self._log: IO[str] | None = log_path.open("a", encoding="utf-8") if log_path else None
         self.process = subprocess.Popen(
             command,
-            env=None if env is None else {**os.environ, **env},
+            env={**os.environ, **contained_environment(), **(env or {})},
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -87,9 +123,12 @@ class ServiceProcess:
             errors="replace",
             # Own process group, so a final SIGKILL also reaches engine worker processes.
             start_new_session=True,
+            preexec_fn=_parent_death_hook(),
         )
         self._reader = threading.Thread(target=self._drain, name=f"{module}-output", daemon=True)
         self._reader.start()
+        self._reaper = threading.Thread(target=self._reap, name=f"{module}-reaper", daemon=True)
+        self._reaper.start()
 
     @property
     def address(self) -> str:
@@ -100,6 +139,19 @@ class ServiceProcess:
     def pid(self) -> int:
         """Process id of the child."""
         return self.process.pid
+
+    def _reap(self) -> None:
+        # However the child ends (SIGKILL from anyone included), the processes it started
+        # (vLLM's EngineCore and its worker) stay in its process group: end them too, or
+        # they live on, re-parented to init, holding the model's memory. WNOWAIT leaves the
+        # exit status to Popen, and the unreaped leader keeps its group id from being reused.
+        with contextlib.suppress(ChildProcessError):  # already reaped by stop()
+            os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def _drain(self) -> None:
         # Reading continuously also keeps a chatty child from blocking on a full pipe.
@@ -151,9 +203,9 @@ class ServiceProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace_seconds)
         # Engine workers normally exit with their parent; make sure none outlives it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        self._kill_group()
         code = self.process.wait()
+        self._reaper.join(timeout=2)
         self._reader.join(timeout=2)
         if self._log is not None:
             self._log.close()

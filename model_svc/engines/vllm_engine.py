@@ -86,7 +86,11 @@ class VllmEngine:
         # AsyncLLM starts its output handler lazily on the first request when constructed
         # outside the event loop, which is what we want here.
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
-        self._renderer = await asyncio.to_thread(PromptRenderer, self._load_tokenizer)
+        self._renderer = await asyncio.to_thread(
+            PromptRenderer,
+            self._load_tokenizer,
+            text_as_chat=self._settings.text_prompts == "chat",
+        )
         self._info = EngineInfo(
             self._info.engine, self._served_name, int(self._llm.model_config.max_model_len)
         )
@@ -102,7 +106,8 @@ class VllmEngine:
         return self._llm
 
     async def render_prompt(self, prompt: PromptInput) -> list[int]:
-        """Tokenize; chat turns go through the tokenizer's chat template first."""
+        """Tokenize; chat turns (and plain text, unless ``engine.text_prompts`` is ``raw``) go
+        through the tokenizer's chat template first."""
         if self._renderer is None:
             raise EngineDeadError("the engine is not running")
         return await self._renderer.render(prompt)
@@ -160,8 +165,17 @@ class VllmEngine:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        if llm is not None:
-            await asyncio.to_thread(llm.shutdown, self._settings.shutdown_timeout_seconds)
+        if llm is None:
+            return
+        # AsyncLLM's output handler runs on this loop and reads the engine core's output
+        # socket: left running while the core stops, it takes the closed socket for a dead
+        # engine and logs an EngineDeadError traceback on every shutdown. Stopped first (as
+        # vLLM's own shutdown would, only after the core), there is nobody left to misread it.
+        handler = getattr(llm, "output_handler", None)
+        if isinstance(handler, asyncio.Task) and not handler.done():
+            handler.cancel()
+            await asyncio.wait([handler])
+        await asyncio.to_thread(llm.shutdown, self._settings.shutdown_timeout_seconds)
 
 
 def _sampled_logprobs(token_ids: Sequence[int], logprobs: Any) -> tuple[float, ...]:

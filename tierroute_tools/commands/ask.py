@@ -17,6 +17,25 @@ if TYPE_CHECKING:
     from tierroute.config import ClientTls
 
 API_KEY_ENV = "TIERROUTE_API_KEY"
+MAX_TOKENS_LIMIT = 2**32 - 1
+"""Largest ``max_tokens`` the contract can carry (``uint32``); the services cap it lower."""
+TLS_ERROR_EXIT_CODE = 3
+"""Exit code for unreadable or mismatched TLS files (2 is argparse's, for bad arguments)."""
+
+
+def token_count(text: str) -> int:
+    """An ``argparse`` type: a whole number of tokens, 1 or more (argparse names the option
+    in its error and exits with its usage code, 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of tokens from 1 to {MAX_TOKENS_LIMIT} (the model services "
+            f"cap it lower, at 1024 by default), got {text!r}"
+        )
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +44,9 @@ def register(subparsers: Any) -> None:
         "ask", help="send one query to a running router", description=__doc__
     )
     parser.add_argument("prompt", help="the question (use - to read it from standard input)")
-    parser.add_argument("--max-tokens", type=int, default=256, help="tokens to generate at most")
+    parser.add_argument(
+        "--max-tokens", type=token_count, default=256, help="tokens to generate at most"
+    )
     parser.add_argument(
         "--mode",
         choices=["buffered", "streaming", "early_window", "disabled"],
@@ -67,7 +88,7 @@ def client_tls(args: argparse.Namespace) -> ClientTls | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ask and print; exit code 1 with the gRPC status on failure."""
+    """Ask and print; exit code 1 with the gRPC status on failure, 3 for bad TLS files."""
     from tierroute.client import RouterError
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -75,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_ask(args, prompt, api_key, sys.stdout, sys.stderr))
     except ValueError as exc:  # unreadable or mismatched TLS files
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: TLS: {exc}", file=sys.stderr)
+        return TLS_ERROR_EXIT_CODE
     except RouterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,12 @@
 
 ``tierroute models prepare --tier small --tier large`` builds the Hugging Face folders the
 model service loads by default; run it once (it is idempotent and quick when done).
+
+Tier names depend on the preset: the catalogue is named after the ``pair`` preset (``small``,
+``large``) plus ``xl``, while ``code3`` calls the same three models ``tiny``, ``small`` and
+``large``. With ``--tiers PRESET`` the ``--tier`` names are that preset's, so
+``models prepare --tiers code3 --tier large`` prepares the model ``code3`` serves as ``large``
+(Qwen2.5-Coder-1.5B), as ``tierroute up --tiers code3`` does.
 """
 
 from __future__ import annotations
@@ -13,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TIERS = ("small", "large")
+PRESET_NAMES = ("pair", "code3")
+"""Tier presets of :data:`tierroute_tools.platform.PRESETS` (kept here: ``--help`` stays light)."""
+
+
+class TierNameError(ValueError):
+    """A ``--tier`` name the chosen naming (catalogue or preset) does not know."""
 
 
 def register(subparsers: Any) -> None:
@@ -30,8 +42,15 @@ def register(subparsers: Any) -> None:
     prepare.add_argument(
         "--tier",
         action="append",
-        choices=[*CATALOG, "all"],
-        help=f"tier to prepare (repeatable; default: {' and '.join(DEFAULT_TIERS)})",
+        metavar="TIER",
+        help="tier to prepare (repeatable; 'all' for every one): without --tiers one of "
+        f"{', '.join(CATALOG)} (default: {' and '.join(DEFAULT_TIERS)}); with --tiers, a tier "
+        "name of that preset (default: all of its tiers)",
+    )
+    prepare.add_argument(
+        "--tiers",
+        choices=PRESET_NAMES,
+        help="name tiers as this preset of `tierroute up` does (code3: tiny, small, large)",
     )
     prepare.add_argument("--cache-dir", type=Path, help="cache folder (default: see list)")
     prepare.add_argument(
@@ -45,14 +64,47 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=run_list)
 
 
-def selected_tiers(requested: list[str] | None) -> list[str]:
-    """Tier names to prepare, in catalog order, without duplicates."""
+def selected_tiers(requested: list[str] | None, preset: str | None = None) -> list[str]:
+    """Catalogue keys of the models to prepare, in catalogue order, without duplicates.
+
+    ``requested`` names catalogue tiers, or with ``preset`` that preset's tiers; raises
+    :class:`TierNameError` for a name the naming does not know.
+    """
     from tierroute.catalog import CATALOG
 
-    wanted = set(requested or DEFAULT_TIERS)
-    if "all" in wanted:
-        wanted = set(CATALOG)
-    return [tier for tier in CATALOG if tier in wanted]
+    if preset is None:
+        names: dict[str, str] = {key: key for key in CATALOG}
+        default = list(DEFAULT_TIERS)
+    else:
+        from tierroute_tools.platform import PRESETS
+
+        names = {tier.name: tier.model or tier.name for tier in PRESETS[preset]}
+        default = list(names)
+    wanted_names = set(requested or default)
+    if "all" in wanted_names:
+        wanted_names = set(names)
+    unknown = sorted(wanted_names - set(names))
+    if unknown:
+        naming = f"preset {preset}" if preset else "the catalogue (or use --tiers PRESET)"
+        raise TierNameError(
+            f"unknown tier {', '.join(map(repr, unknown))} in {naming}; known: "
+            f"{', '.join(names)}, all"
+        )
+    wanted = {names[name] for name in wanted_names}
+    return [key for key in CATALOG if key in wanted]
+
+
+def preset_names(key: str) -> str:
+    """What each preset calls catalogue model ``key`` (``pair: small, code3: tiny``)."""
+    from tierroute_tools.platform import PRESETS
+
+    found = [
+        f"{preset}: {tier.name}"
+        for preset, tiers in PRESETS.items()
+        for tier in tiers
+        if (tier.model or tier.name) == key
+    ]
+    return ", ".join(found) or "no preset"
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -65,27 +117,36 @@ def run_prepare(args: argparse.Namespace) -> int:
         prepare_model,
     )
 
+    try:
+        keys = selected_tiers(args.tier, args.tiers)
+    except TierNameError as exc:
+        print(f"tierroute models prepare: --tier: {exc}", file=sys.stderr)
+        return 2
     cache_dir: Path = args.cache_dir or default_cache_dir()
     progress = TextProgress()
     started = time.monotonic()
-    for tier in selected_tiers(args.tier):
+    for tier in keys:
         try:
             result = prepare_model(CATALOG[tier], cache_dir, progress, args.keep_downloads)
         except ModelPrepError as exc:
             print(f"tierroute models prepare: {tier}: {exc.message}", file=sys.stderr)
             return 1
-        print(f"{tier}\t{result.path}")
+        print(f"{tier}\t{result.path}\t({preset_names(tier)})")
     print(f"prepared in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print one line per embedded model: tier, name, state and folder."""
+    """Print one line per embedded model: catalogue tier, name, state, folder, and the tier
+    name each preset gives it."""
     from tierroute_tools.modelprep import CATALOG, default_cache_dir, is_prepared, model_path
 
     cache_dir: Path = args.cache_dir or default_cache_dir()
     print(f"cache: {cache_dir}")
     for tier, spec in CATALOG.items():
         state = "prepared" if is_prepared(spec, cache_dir) else "missing"
-        print(f"{tier:6s} {spec.name:30s} {state:8s} {model_path(spec, cache_dir)}")
+        print(
+            f"{tier:6s} {spec.name:30s} {state:8s} {model_path(spec, cache_dir)}  "
+            f"({preset_names(tier)})"
+        )
     return 0

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tierroute_tools.commands.ask import token_count
+
 DEMO_QUERIES = {
     "pair": Path("data/demo/queries.jsonl"),
     "code3": Path("data/demo/code_queries.jsonl"),
@@ -54,7 +56,9 @@ def register(subparsers: Any) -> None:
         "--queries", type=Path, help="JSONL of prompts (default: the preset's mix in data/demo)"
     )
     parser.add_argument(
-        "--max-tokens", type=int, help="tokens per answer at most (default: 64, code3: 128)"
+        "--max-tokens",
+        type=token_count,
+        help="tokens per answer at most (default: 64, code3: 128)",
     )
     parser.add_argument(
         "--mode",
@@ -68,9 +72,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _prepare(models: tuple[str, ...], classifier: bool) -> None:
+def _prepare(preset: str, classifier: bool) -> None:
     # Separate processes: the preparation imports torch, the platform must not carry it.
-    steps = [["models", "prepare", *(arg for model in models for arg in ("--tier", model))]]
+    # Named by the preset, so its tier names mean the same models here as in `up`.
+    steps = [["models", "prepare", "--tiers", preset]]
     if classifier:
         steps.append(["classifier", "build"])
     for step in steps:
@@ -87,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
         LocalPlatform,
         PlatformOptions,
         demo_quality_overrides,
-        preset_models,
         preset_router_overrides,
     )
 
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_prepare:
         section = overrides.get("classifier")
         classifier_off = isinstance(section, dict) and section.get("enabled") is False
-        _prepare(preset_models(args.tiers), classifier=not classifier_off)
+        _prepare(args.tiers, classifier=not classifier_off)
     args.queries = args.queries or DEMO_QUERIES[args.tiers]
     args.max_tokens = args.max_tokens or DEMO_MAX_TOKENS[args.tiers]
     options = PlatformOptions(
@@ -120,14 +124,6 @@ def run(args: argparse.Namespace) -> int:
         tiers = " -> ".join(platform.tiers)
         print(f"platform up in {time.monotonic() - launched:.0f} s (tiers {tiers})")
         print(f"logs and configuration in {run_dir}")
-        question = '"What is the capital of France?"'
-        print(f"ask:  tierroute ask --router {platform.router_address} {question}")
-        if platform.http_url:
-            print(
-                f"curl: curl -s {platform.http_url}/v1/chat/completions -H 'content-type: "
-                'application/json\' -d \'{"model": "tierroute-auto", "messages": '
-                '[{"role": "user", "content": "What is the capital of France?"}]}\''
-            )
         if args.demo:
             started = time.monotonic()
             rows = asyncio.run(_replay(platform.router_address, args))
@@ -138,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             (run_dir / "demo.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
             print(f"per-query results written to {run_dir / 'demo.json'}")
             return 0 if rows and all(r.error == "" for r in rows) else 1
+        # Hints only for a platform that stays up: the demo stops everything when it is done.
+        print_call_hints(platform.router_address, platform.http_url)
         print("platform running; Ctrl-C stops it")
         try:
             while True:
@@ -145,6 +143,18 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nstopping")
     return 0
+
+
+def print_call_hints(router_address: str, http_url: str | None) -> None:
+    """How to call the running platform: ``tierroute ask`` and, with the HTTP endpoint, curl."""
+    question = '"What is the capital of France?"'
+    print(f"ask:  .venv/bin/tierroute ask --router {router_address} {question}")
+    if http_url:
+        print(
+            f"curl: curl -s {http_url}/v1/chat/completions -H 'content-type: "
+            'application/json\' -d \'{"model": "tierroute-auto", "messages": '
+            '[{"role": "user", "content": "What is the capital of France?"}]}\''
+        )
 
 
 @dataclass

@@ -52,3 +52,34 @@ async def test_long_prompts_are_tokenized_on_the_worker_thread() -> None:
     assert [name for name, _ in inline.calls] == [threading.current_thread().name]
     assert len(background.calls) == 1 and background.calls[0][0].startswith("tokenize")
     renderer.close()
+
+
+class TemplatedTokenizer(RecordingTokenizer):
+    """An instruct model's tokenizer: it carries a chat template."""
+
+    chat_template = "{{ messages }}"
+
+
+async def test_plain_text_gets_the_chat_template_by_default() -> None:
+    # An instruct model given bare text ends at once: plain text is one user turn by default.
+    renderer = PromptRenderer(lambda: TemplatedTokenizer())
+    as_text = await renderer.render(PromptInput(text="What is 2+2?"))
+    as_chat = await renderer.render(PromptInput(chat=(ChatTurn("user", "What is 2+2?"),)))
+    assert as_text == as_chat == [ord(c) for c in "<user>What is 2+2?<assistant>"]
+    renderer.close()
+
+
+async def test_raw_completion_passes_plain_text_as_is() -> None:
+    renderer = PromptRenderer(lambda: TemplatedTokenizer(), text_as_chat=False)
+    assert await renderer.render(PromptInput(text="def f(")) == [1, *map(ord, "def f(")]
+    # Chat turns still use the template.
+    chat = PromptInput(chat=(ChatTurn("user", "hi"),))
+    assert await renderer.render(chat) == [ord(c) for c in "<user>hi<assistant>"]
+    renderer.close()
+
+
+async def test_long_plain_text_is_templated_on_the_worker_thread_too() -> None:
+    renderer = PromptRenderer(lambda: TemplatedTokenizer(), inline_max_chars=4)
+    rendered = await renderer.render(PromptInput(text="long text"))
+    assert rendered == [ord(c) for c in "<user>long text<assistant>"]
+    renderer.close()
