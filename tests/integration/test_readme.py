@@ -236,6 +236,10 @@ COVERAGE: dict[str, Verification] = {
     '.venv/bin/grpcurl -plaintext -d \'{"prompt":{"chat":{"messages":[{"role":'
     '"ROLE_USER","content":"What is the capital of France?"}]}}}\' 127.0.0.1:50051 '
     "tierroute.v1.RouterService/Generate": RunForReal(check_grpcurl_generate),
+    # Plain text: each tier's chat template wraps it (an instruct model given bare text stops
+    # at once); the check wants the answer, not just a stream.
+    '.venv/bin/grpcurl -plaintext -d \'{"prompt":{"text":"What is the capital of France?"}}\' '
+    "127.0.0.1:50051 tierroute.v1.RouterService/Generate": RunForReal(check_grpcurl_generate),
     '.venv/bin/grpcurl -plaintext -d \'{"prompt":{"text":"Prove that sqrt(2) is irrational"}}\''
     " 127.0.0.1:50051 tierroute.v1.RouterService/Route": RunForReal(check_grpcurl_route),
     "curl -s 127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' -d "
