@@ -24,7 +24,7 @@ class StartTierSettings(Section):
     """CPU time cap of one refit (seconds); an unfinished fit keeps its best iterate."""
     max_samples: int = Field(default=2000, ge=10, le=100_000)
     """Most recent outcomes kept per tier for refits (older ones are forgotten)."""
-    l2: float = Field(default=0.3, gt=0)
+    l2: float = Field(default=1.0, gt=0)
     """Strength of the pull towards the prior (the classifier's opinion) in each refit."""
     hash_buckets: int = Field(default=256, ge=16, le=4096)
     """Hashed word features of the cheap featuriser."""
