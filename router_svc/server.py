@@ -13,7 +13,7 @@ import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from router_svc.auth import Gate, OpenGate, TenantGate, load_keys
-from router_svc.classifier import Classifier, OnnxClassifier
+from router_svc.classifier import Classifier, LoadedClassifier, load_classifier
 from router_svc.config import RouterSettings
 from router_svc.costs import Prices
 from router_svc.feedback import RecentRequests
@@ -53,7 +53,7 @@ class RouterApp:
     settings: RouterSettings
     bootstrap: ServerBootstrap
     tiers: TierPool
-    classifier: OnnxClassifier | None
+    classifier: LoadedClassifier | None
     metrics: RouterMetrics
     registry: CollectorRegistry
     shadow: ShadowSampler
@@ -121,15 +121,15 @@ def build_router(
 ) -> RouterApp:
     """Build the router from ``settings``.
 
-    ``classifier`` replaces the ONNX classifier (tests); otherwise it is loaded when
-    ``classifier.enabled`` is on.
+    ``classifier`` replaces the configured one (tests); otherwise the configured encoder's
+    classifier (``classifier.encoder``: static or minilm) is loaded when ``classifier.enabled``.
     """
     registry = CollectorRegistry(auto_describe=True)
     # process_resident_memory_bytes and open fds: what a leak or an fd exhaustion shows on.
     ProcessCollector(registry=registry)
-    onnx: OnnxClassifier | None = None
+    onnx: LoadedClassifier | None = None
     if classifier is None and settings.classifier.enabled:
-        onnx = OnnxClassifier.load(settings.classifier)
+        onnx = load_classifier(settings.classifier)
         classifier = onnx
     threshold = settings.policy.classifier_threshold
     if threshold is None:
@@ -181,7 +181,9 @@ def build_router(
     _log.info(
         "router built",
         tiers=list(names),
-        classifier="onnx" if onnx is not None else ("custom" if classifier else "off"),
+        classifier=(
+            settings.classifier.encoder if onnx is not None else ("custom" if classifier else "off")
+        ),
         threshold=threshold,
         fallback_mode=settings.policy.fallback_mode.value,
         fallback_threshold=settings.policy.fallback_threshold,
