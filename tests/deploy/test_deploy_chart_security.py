@@ -49,11 +49,18 @@ PEER_FILE = "/etc/tierroute-peer/shared-secret"
 HEALTH_PORT = 50090
 PROBE_SOURCE = {"ipBlock": {"cidr": "10.0.0.0/16"}}
 SERVER_NAME = "tiers.tierroute.internal"
+ROUTER_SPIFFE = "spiffe://cluster.local/ns/tierroute/sa/router"
 
 # Every security knob set, with the switches off: the render must equal the defaults'.
 OFF = {
     "security": {
-        "peerAuth": {"mode": "none", "existingSecret": "ignored", "secretKey": "token"},
+        "peerAuth": {
+            "mode": "none",
+            "existingSecret": "ignored",
+            "secretKey": "token",
+            "previousSecretSeconds": 60,
+            "pinRouter": True,
+        },
         "tls": {
             "enabled": False,
             "issuerRef": {"name": "some-ca", "kind": "ClusterIssuer"},
@@ -92,6 +99,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                 "mtlsToTiers": True,
                 "tierServerName": SERVER_NAME,
             },
+            # The router's identity pinned by hand (its certificate is not the chart's).
+            "peerAuth": {"allowedPeerSans": [f"{ROUTER}.{NAMESPACE}.svc", ROUTER_SPIFFE]},
         },
         "tests": {"enabled": False},
     },
@@ -237,15 +246,30 @@ def test_model_settings_per_mode(secured: dict[str, Rendered]) -> None:
         "TIERROUTE_SERVER__TLS__CLIENT_CA_FILE": f"{TLS_DIR}/ca.crt",
         "TIERROUTE_SERVER__TLS__REQUIRE_CLIENT_AUTH": "true",
     }
+    router_dns = f"{ROUTER}.{NAMESPACE}.svc"
     expected = {
-        "prod": {**tls, **mutual, "TIERROUTE_AUTH__MODE": "mtls"},
+        # Prod pins the router's identity (pinRouter): its Service's DNS name.
+        "prod": {
+            **tls,
+            **mutual,
+            "TIERROUTE_AUTH__MODE": "mtls",
+            "TIERROUTE_AUTH__ALLOWED_PEER_SANS": json.dumps([router_dns]),
+        },
         "issuer-secret": {
             **tls,
             "TIERROUTE_AUTH__MODE": "shared_secret",
             "TIERROUTE_AUTH__SHARED_SECRET_FILE": PEER_FILE,
+            "TIERROUTE_AUTH__PREVIOUS_SECRET_SECONDS": "300",
         },
-        # mtlsToTiers without peerAuth: the handshake demands the certificate, auth stays none.
-        "existing": {**tls, **mutual},
+        # mtlsToTiers without peerAuth: the handshake demands the certificate, auth stays none
+        # apart from the names pinned by hand.
+        "existing": {
+            **tls,
+            **mutual,
+            "TIERROUTE_AUTH__ALLOWED_PEER_SANS": json.dumps(
+                [router_dns, ROUTER_SPIFFE], separators=(",", ":")
+            ),
+        },
         "off": {},
     }
     for variant, wanted in expected.items():
@@ -404,6 +428,14 @@ TLS_BY_ISSUER = {"enabled": True, "issuerRef": {"name": "ca"}}
         ({"security": {"tls": {"mtlsToTiers": True}}}, "/security/tls/enabled"),
         ({"security": {"tls": {"enabled": True}}}, "set security.tls.issuerRef.name"),
         (
+            {"security": {"peerAuth": {"allowedPeerSans": ["router.tierroute.svc"]}}},
+            "allowedPeerSans pins the router's client certificate: it needs peerAuth.mode mtls",
+        ),
+        (
+            {"security": {"tls": TLS_BY_ISSUER, "peerAuth": {"allowedPeerSans": ["a b"]}}},
+            "/security/peerAuth/allowedPeerSans/0",
+        ),
+        (
             {"security": {"tls": {**TLS_BY_ISSUER, "healthPort": 9465}}},
             "healthPort 9465 is already a gRPC or metrics port",
         ),
@@ -530,6 +562,19 @@ async def test_rendered_files_connect_the_router_to_a_real_tier(
         else:
             anonymous = as_router.model_copy(update={"cert_file": None, "key_file": None})
             assert await model_info(anonymous, ()) == grpc.StatusCode.UNAVAILABLE
+        if variant in ("prod", "existing"):
+            # Pinned to the router's names: another workload's certificate of the same CA is
+            # refused, with the names it presented.
+            intruder = cluster.authority.issue(["batch.tierroute.svc"], ["client auth"])
+            (tmp_path / "intruder.crt").write_bytes(intruder["tls.crt"])
+            (tmp_path / "intruder.key").write_bytes(intruder["tls.key"])
+            as_intruder = as_router.model_copy(
+                update={
+                    "cert_file": tmp_path / "intruder.crt",
+                    "key_file": tmp_path / "intruder.key",
+                }
+            )
+            assert await model_info(as_intruder, ()) == grpc.StatusCode.PERMISSION_DENIED
         if variant == "existing":
             # The certificate names no tier Service: without the override it does not verify.
             by_host = as_router.model_copy(update={"server_name": host})

@@ -149,6 +149,7 @@ Transport security resolved from .Values.security, as YAML (read back with fromY
   tls         TLS on the gRPC ports (bool)
   mtls        the router presents its certificate and the tiers require one (bool)
   peerAuth    none | sharedSecret | mtls
+  allowedPeerSans  the client certificate names the tiers accept (pinRouter + allowedPeerSans)
   healthPort  the plaintext health-only port (0 while TLS is off)
   routerSecret, modelSecret  the TLS Secrets ("" for a tier: its own cert-manager Secret)
   routerCertificate  the router's Secret comes from a cert-manager Certificate
@@ -184,6 +185,15 @@ health port that collides with another port.
 {{- $_ := set $out "healthPort" (int $tls.healthPort) -}}
 {{- $_ := set $out "mtls" (or (eq $security.peerAuth.mode "mtls") $tls.mtlsToTiers) -}}
 {{- end -}}
+{{- $sans := concat (list) ($security.peerAuth.allowedPeerSans | default list) -}}
+{{- if and $sans (not $out.mtls) -}}
+{{- fail "security.peerAuth.allowedPeerSans pins the router's client certificate: it needs peerAuth.mode mtls (or tls.mtlsToTiers)" -}}
+{{- end -}}
+{{- /* pinRouter (on in prod) pins nothing while no client certificate is required. */ -}}
+{{- if and $security.peerAuth.pinRouter $out.mtls -}}
+{{- $sans = prepend $sans (printf "%s.%s.svc" (include "tierroute.routerName" .) .Release.Namespace) -}}
+{{- end -}}
+{{- $_ := set $out "allowedPeerSans" (uniq $sans) -}}
 {{- toYaml $out -}}
 {{- end -}}
 
