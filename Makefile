@@ -66,7 +66,7 @@ lint: $(STAMP)  ## ruff, mypy --strict on hand-written code, and the package lay
 	$(BIN)/mypy --explicit-package-bases bench
 	$(BIN)/lint-imports
 
-prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's classifier (idempotent)
+prepare: $(STAMP)  ## the embedded models (SmolLM2, Qwen 0.5B) and the router's static classifier (idempotent)
 	$(BIN)/tierroute models prepare --tier small --tier large
 	$(BIN)/tierroute classifier build
 
@@ -90,6 +90,7 @@ test-unit: $(STAMP)  ## unit and contract tests only (no engines, no prepared mo
 	$(BIN)/pytest tests/unit tests/contract -q
 
 test: $(STAMP) system-deps deploy-tools lint proto-check buf-check prepare  ## everything CI runs
+	$(BIN)/tierroute classifier build --encoder minilm
 	$(BIN)/pytest -q -ra
 
 clean:  ## remove the virtual environment and caches (prepared models included)
