@@ -2,9 +2,13 @@
 
 Keys are configured as SHA-256 digests only (in the settings or a mounted secret file); a
 presented key is hashed and compared with every configured digest in constant time. Each key maps
-to a tenant with permissions (pin a tier, use STREAMING fallback), a cap on concurrent Generate
-streams, a token-bucket request rate and an optional daily spend budget (``usd_per_day``,
-checked against the tenant's cost of the current UTC day before any tier is called).
+to a tenant with permissions over every way a request can spend more (pin a tier; the STREAMING
+and EARLY_WINDOW fallback modes, which forward tokens that may later be discarded; a
+``fallback_threshold`` above the tenant's bound, which sends requests up the chain), a cap on
+concurrent Generate streams, a token-bucket request rate and an optional daily spend budget
+(``usd_per_day``: the request's worst case is reserved before any tier is called and settled to
+its real cost when it ends). Counts live in the router's state store
+(:mod:`router_svc.state`): in this process, or in Redis, shared by every replica.
 
 The servicer talks to a :class:`Gate` and the :class:`Caller` it hands out, and never asks
 whether keys are on: :class:`TenantGate` authenticates and limits tenants; :class:`OpenGate`
@@ -16,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -26,12 +28,27 @@ import structlog
 import yaml
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
-from router_svc.ledger import DailySpend
+from router_svc.cascade import FallbackModeName
+from router_svc.state.memory import InProcessState, TokenBucket
+from router_svc.state.store import Reservation, RouterState, StreamSlot
 from tierroute.config import Section
 from tierroute.errors import OverloadedError, PermissionDeniedError, UnauthenticatedError
 
 BEARER_PREFIX = "bearer "
-Clock = Callable[[], float]
+__all__ = [
+    "ApiKeySettings",
+    "AuthSettings",
+    "Caller",
+    "Gate",
+    "OpenCaller",
+    "OpenGate",
+    "RequestedOptions",
+    "Tenant",
+    "TenantGate",
+    "TokenBucket",
+    "hash_key",
+    "load_keys",
+]
 
 
 class TenantPermissions(Section):
@@ -41,6 +58,13 @@ class TenantPermissions(Section):
     """May set ``options.tier_hint`` (force a tier)."""
     streaming: bool = False
     """May use ``FALLBACK_MODE_STREAMING`` (tokens forwarded before the confidence is known)."""
+    early_window: bool = False
+    """May use ``FALLBACK_MODE_EARLY_WINDOW`` (the first K tokens' running confidence decides;
+    tokens may also be forwarded and later discarded)."""
+    max_fallback_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Highest ``options.fallback_threshold`` the tenant may send (a higher threshold escalates
+    more requests to dearer tiers). Unset: the router's ``policy.fallback_threshold``, so a
+    tenant may lower its escalation but not raise it; 1.0 allows any value."""
 
 
 class ApiKeySettings(Section):
@@ -107,36 +131,56 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class RequestedOptions:
+    """The options of a request that may cost more, as the caller's permissions see them."""
+
+    tier_hint: str = ""
+    mode: FallbackModeName | None = None
+    """The fallback mode asked for (``None``: the server default)."""
+    fallback_threshold: float | None = None
+    """The escalation threshold asked for (``None``: the server's)."""
+
+
 class Caller(Protocol):
-    """Who a call is from and the limits that apply to it; a refused check raises."""
+    """Who a call is from and the limits that apply to it; a refused check raises.
+
+    One caller per call: it holds the call's budget reservation and stream slot, and
+    :meth:`close` settles and releases them.
+    """
 
     @property
     def name(self) -> str:
         """The tenant recorded in the ledger (for an open caller: its ``x-tenant`` label)."""
         ...
 
-    def check_options(self, tier_hint: str, streaming: bool) -> None:
+    def check_options(self, options: RequestedOptions) -> None:
         """Refuse options the caller has no permission for (PERMISSION_DENIED)."""
         ...
 
-    def check_budget(self) -> None:
+    async def check_budget(self) -> None:
         """Refuse a caller whose daily spend budget is used up (RESOURCE_EXHAUSTED)."""
         ...
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """Take one request from the caller's rate limit (RESOURCE_EXHAUSTED when over it)."""
         ...
 
-    def open_stream(self) -> None:
+    async def open_stream(self) -> None:
         """Count one more open stream (RESOURCE_EXHAUSTED at the caller's maximum)."""
         ...
 
-    def close_stream(self) -> None:
-        """Release a stream counted by :meth:`open_stream`."""
+    async def reserve(self, worst_case_usd: float) -> None:
+        """Hold the request's worst-case cost of today's budget (RESOURCE_EXHAUSTED when spend
+        plus what other requests hold reached it), before any tier is called."""
         ...
 
     def charge(self, usd: float) -> None:
-        """Add a finished request's cost to the caller's spend of today."""
+        """The request's real cost (wasted escalation tokens included), settled by :meth:`close`."""
+        ...
+
+    async def close(self) -> None:
+        """Settle the reservation to the charged cost and release the stream (idempotent)."""
         ...
 
 
@@ -154,23 +198,26 @@ class OpenCaller:
 
     name: str
 
-    def check_options(self, tier_hint: str, streaming: bool) -> None:
+    def check_options(self, options: RequestedOptions) -> None:
         """Every option is allowed (the policy may still refuse a tier hint)."""
 
-    def check_budget(self) -> None:
+    async def check_budget(self) -> None:
         """No budget."""
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """No rate limit (the router's own stream limit still applies)."""
 
-    def open_stream(self) -> None:
+    async def open_stream(self) -> None:
         """No per-caller stream limit."""
 
-    def close_stream(self) -> None:
-        """Nothing was counted."""
+    async def reserve(self, worst_case_usd: float) -> None:
+        """No budget to hold."""
 
     def charge(self, usd: float) -> None:
         """Nobody to charge."""
+
+    async def close(self) -> None:
+        """Nothing was counted."""
 
 
 class OpenGate:
@@ -188,56 +235,45 @@ class Tenant:
     name: str
     key: ApiKeySettings
 
-    def check_options(self, tier_hint: str, streaming: bool) -> None:
-        """Refuse options the tenant has no permission for (PERMISSION_DENIED)."""
-        if tier_hint and not self.key.permissions.pin_tier:
+    def check_options(self, options: RequestedOptions, default_max_threshold: float = 1.0) -> None:
+        """Refuse options the tenant has no permission for (PERMISSION_DENIED, naming the
+        option and, for a bound, the bound); ``default_max_threshold`` applies when the key
+        sets no ``max_fallback_threshold``."""
+        allowed = self.key.permissions
+        if options.tier_hint and not allowed.pin_tier:
             raise PermissionDeniedError(f"options.tier_hint: tenant {self.name} may not pin a tier")
-        if streaming and not self.key.permissions.streaming:
+        if options.mode is FallbackModeName.STREAMING and not allowed.streaming:
             raise PermissionDeniedError(
                 f"options.fallback_mode: tenant {self.name} may not use STREAMING"
             )
-
-
-class TokenBucket:
-    """A token bucket: ``burst`` tokens, refilled at ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
-
-    def take(self) -> float:
-        """Take one token: 0.0 when granted, else the seconds until the next token."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self._rate
-
-
-@dataclass
-class _TenantState:
-    bucket: TokenBucket
-    streams: int = 0
+        if options.mode is FallbackModeName.EARLY_WINDOW and not allowed.early_window:
+            raise PermissionDeniedError(
+                f"options.fallback_mode: tenant {self.name} may not use EARLY_WINDOW"
+            )
+        bound = allowed.max_fallback_threshold
+        if bound is None:
+            bound = default_max_threshold
+        if options.fallback_threshold is not None and options.fallback_threshold > bound:
+            raise PermissionDeniedError(
+                f"options.fallback_threshold: {options.fallback_threshold:g} is over tenant "
+                f"{self.name}'s bound of {bound:g} (permissions.max_fallback_threshold)"
+            )
 
 
 @dataclass
 class TenantGate:
-    """Authenticates keys and enforces each tenant's rate and concurrency limits."""
+    """Authenticates keys and enforces each tenant's permissions, rate, streams and budget."""
 
     keys: list[ApiKeySettings]
-    clock: Clock = time.monotonic
+    state: RouterState = field(default_factory=InProcessState)
+    """Where budgets, buckets and stream counts live (this process, or Redis)."""
     open_methods: frozenset[str] = frozenset()
     """Methods callable without a key (``auth.open_methods``): their callers are open."""
     retry_after_seconds: float = 1.0
     """Delay suggested to a tenant refused for too many concurrent streams."""
-    spend: DailySpend = field(default_factory=DailySpend)
-    """Each tenant's cost today, for the spend budgets."""
-    _states: dict[str, _TenantState] = field(default_factory=dict)
+    default_max_fallback_threshold: float = 1.0
+    """Bound of ``options.fallback_threshold`` for keys without ``max_fallback_threshold``
+    (the server passes its ``policy.fallback_threshold``)."""
     _digests: list[tuple[bytes, ApiKeySettings]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -264,18 +300,11 @@ class TenantGate:
             return OpenCaller(label)
         tenant = self.authenticate(authorization)
         structlog.contextvars.bind_contextvars(tenant=tenant.name)
-        return _TenantCaller(self, tenant)
+        return TenantCaller(self, tenant)
 
-    def _state(self, tenant: Tenant) -> _TenantState:
-        state = self._states.get(tenant.name)
-        if state is None:
-            bucket = TokenBucket(tenant.key.rate_per_second, tenant.key.burst, self.clock)
-            state = self._states[tenant.name] = _TenantState(bucket)
-        return state
-
-    def admit(self, tenant: Tenant) -> None:
+    async def admit(self, tenant: Tenant) -> None:
         """Take one request from the tenant's bucket; RESOURCE_EXHAUSTED when it is empty."""
-        wait = self._state(tenant).bucket.take()
+        wait = await self.state.take(tenant.name, tenant.key.rate_per_second, tenant.key.burst)
         if wait > 0:
             raise OverloadedError(
                 f"tenant {tenant.name} over its rate of {tenant.key.rate_per_second:g} "
@@ -283,72 +312,89 @@ class TenantGate:
                 retry_after_seconds=wait,
             )
 
-    def check_budget(self, tenant: Tenant) -> None:
+    async def check_budget(self, tenant: Tenant) -> None:
         """RESOURCE_EXHAUSTED (:class:`~router_svc.ledger.BudgetExhaustedError`) when the
-        tenant's spend today reached its key's ``usd_per_day``."""
+        tenant's spend today (plus what its running requests hold) reached ``usd_per_day``."""
         if tenant.key.usd_per_day is not None:
-            self.spend.check(tenant.name, tenant.key.usd_per_day)
+            await self.state.check_budget(tenant.name, tenant.key.usd_per_day)
 
-    def charge(self, tenant: Tenant, usd: float) -> None:
-        """Add a finished request's cost to the tenant's spend of today."""
-        self.spend.charge(tenant.name, usd)
+    async def reserve(self, tenant: Tenant, worst_case_usd: float) -> Reservation:
+        """Hold ``worst_case_usd`` of the tenant's budget (a zero ticket without a budget)."""
+        if tenant.key.usd_per_day is None:
+            return self.state.ticket(tenant.name)
+        return await self.state.reserve(tenant.name, tenant.key.usd_per_day, worst_case_usd)
 
-    def open_stream(self, tenant: Tenant) -> None:
-        """Count one more open stream; RESOURCE_EXHAUSTED at the tenant's maximum.
-
-        Every successful call must be paired with :meth:`close_stream`.
-        """
-        state = self._state(tenant)
+    async def open_stream(self, tenant: Tenant) -> StreamSlot:
+        """One more open stream; RESOURCE_EXHAUSTED at the tenant's maximum."""
         limit = tenant.key.max_concurrent_streams
-        if state.streams >= limit:
+        slot, count = await self.state.open_stream(tenant.name, limit)
+        if slot is None:
             raise OverloadedError(
-                f"tenant {tenant.name} has {state.streams} streams open (limit {limit})",
+                f"tenant {tenant.name} has {count} streams open (limit {limit})",
                 retry_after_seconds=self.retry_after_seconds,
             )
-        state.streams += 1
+        return slot
 
-    def close_stream(self, tenant: Tenant) -> None:
-        """Release a stream counted by :meth:`open_stream`."""
-        self._state(tenant).streams -= 1
-
-    def open_streams(self, tenant_name: str) -> int:
+    async def open_streams(self, tenant_name: str) -> int:
         """Streams the tenant has open now."""
-        state = self._states.get(tenant_name)
-        return 0 if state is None else state.streams
+        return await self.state.open_streams(tenant_name)
+
+    async def spent(self, tenant_name: str) -> float:
+        """US dollars the tenant spent today (settled requests)."""
+        return await self.state.spent(tenant_name)
 
 
-@dataclass(frozen=True)
-class _TenantCaller:
-    """An authenticated tenant, its checks and counts kept by its :class:`TenantGate`."""
+class TenantCaller:
+    """An authenticated tenant for one call: its checks, its reservation and its stream slot."""
 
-    gate: TenantGate
-    tenant: Tenant
+    def __init__(self, gate: TenantGate, tenant: Tenant) -> None:
+        self.gate = gate
+        self.tenant = tenant
+        self._reservation: Reservation | None = None
+        self._slot: StreamSlot | None = None
+        self._cost = 0.0
+        self._charged = False
 
     @property
     def name(self) -> str:
         """The tenant's name."""
         return self.tenant.name
 
-    def check_options(self, tier_hint: str, streaming: bool) -> None:
+    def check_options(self, options: RequestedOptions) -> None:
         """The tenant's permissions."""
-        self.tenant.check_options(tier_hint, streaming)
+        self.tenant.check_options(options, self.gate.default_max_fallback_threshold)
 
-    def check_budget(self) -> None:
-        """The tenant's daily spend budget."""
-        self.gate.check_budget(self.tenant)
+    async def check_budget(self) -> None:
+        """The tenant's daily spend budget (a cheap check before the rate limit)."""
+        await self.gate.check_budget(self.tenant)
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         """The tenant's request rate."""
-        self.gate.admit(self.tenant)
+        await self.gate.admit(self.tenant)
 
-    def open_stream(self) -> None:
+    async def open_stream(self) -> None:
         """The tenant's concurrent streams."""
-        self.gate.open_stream(self.tenant)
+        self._slot = await self.gate.open_stream(self.tenant)
 
-    def close_stream(self) -> None:
-        """Release one of the tenant's streams."""
-        self.gate.close_stream(self.tenant)
+    async def reserve(self, worst_case_usd: float) -> None:
+        """Hold the request's worst case of the tenant's budget."""
+        self._reservation = await self.gate.reserve(self.tenant, worst_case_usd)
 
     def charge(self, usd: float) -> None:
-        """Add to the tenant's spend of today."""
-        self.gate.charge(self.tenant, usd)
+        """The request's real cost, settled at :meth:`close`."""
+        self._cost += usd
+        self._charged = True
+
+    async def close(self) -> None:
+        """Settle the reservation to the charged cost (releasing it when nothing was charged)
+        and release the stream slot; the second call does nothing."""
+        reservation, self._reservation = self._reservation, None
+        slot, self._slot = self._slot, None
+        if reservation is None and self._charged:
+            # Charged without a reservation (refused after the tiers started): still paid.
+            reservation = self.gate.state.ticket(self.tenant.name)
+        self._charged = False
+        if reservation is not None:
+            await self.gate.state.settle(reservation, self._cost)
+        if slot is not None:
+            await self.gate.state.close_stream(slot)

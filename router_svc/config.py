@@ -23,6 +23,8 @@ from router_svc.quality.settings import QualitySettings
 from router_svc.rules import RulesSettings
 from router_svc.shadow import ShadowSettings
 from router_svc.start_tier.settings import StartTierSettings
+from router_svc.state.settings import StateSettings
+from router_svc.workers import WorkerSettings
 from tierroute.config import (
     ClientTls,
     LoggingSettings,
@@ -154,6 +156,8 @@ class RouterSettings(Settings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     """The quality loop (judged samples, learned escalation score, controlled thresholds); off
     by default. With it on, ``shadow.max_in_flight`` bounds the judged samples in flight."""
+    workers: WorkerSettings = WorkerSettings()
+    """Router processes sharing the port (``count: auto``: one per core given); 1: this one."""
     start_tier: StartTierSettings = Field(default_factory=StartTierSettings)
     """The learned start tier (off by default): where a request starts, learned from the
     cascade's outcomes, with the classifier's score as its prior."""
@@ -161,6 +165,9 @@ class RouterSettings(Settings):
     """Which judge decides a sampled answer (per route, per tenant, default, fallbacks)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """API keys of RouterService callers (off by default)."""
+    state: StateSettings = StateSettings()
+    """Where budgets, rate limits and open streams are counted: this process (default) or
+    Redis, shared by every replica (``backend: redis``)."""
     tier_tls: ClientTls | None = None
     """TLS of every tier's channels unless the tier sets its own ``tls``; unset: plaintext."""
     tier_auth: SharedSecret = SharedSecret()

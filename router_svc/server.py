@@ -7,7 +7,7 @@ serves it with health, reflection and ``/metrics``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -34,6 +34,9 @@ from router_svc.start_tier import (
     TierPrice,
     open_learner,
 )
+from router_svc.state.factory import open_state
+from router_svc.state.memory import InProcessState
+from router_svc.state.store import RouterState
 from router_svc.tiers import TierPool
 from tierroute.judges import build_judges
 from tierroute.judges.feedback import NAME as FEEDBACK
@@ -64,6 +67,8 @@ class RouterApp:
     """The quality loop (:class:`QualityOn` once :meth:`ready` opened it), else the null one."""
     start_tier: StartTierLearner | None = None
     """The learned start tier (``start_tier.enabled``), saved at shutdown."""
+    state: RouterState = field(default_factory=InProcessState)
+    """Budgets, rate limits and open streams (in-process, or Redis: ``state.backend``)."""
 
     @property
     def port(self) -> int:
@@ -108,6 +113,7 @@ class RouterApp:
         # After the server stopped: no request can add a sample while the state is saved.
         await self.quality.close()
         await self.tiers.close()
+        await self.state.close()
         if self.start_tier is not None:
             self.start_tier.close()
         if self.classifier is not None:
@@ -162,12 +168,15 @@ def build_router(
     ledger = CostLedger(metrics, prices, names[-1], settings.logging.log_prompts)
     shadow = ShadowSampler(settings.shadow, metrics, names[-1], prices[names[-1]])
     gate: Gate = OpenGate()
+    state = open_state(settings.state, registry)
     if settings.auth.enabled:
         keys = load_keys(settings.auth)
         gate = TenantGate(
             keys,
+            state=state,
             open_methods=frozenset(settings.auth.open_methods),
             retry_after_seconds=settings.limits.retry_after_seconds,
+            default_max_fallback_threshold=settings.policy.fallback_threshold,
         )
         _log.info("api keys loaded", keys=len(keys), tenants=sorted({k.tenant for k in keys}))
     servicer = RouterServicer(settings, policy, tiers, ledger, metrics, shadow, gate)
@@ -202,6 +211,7 @@ def build_router(
         servicer,
         QualityOff(),
         start_tier,
+        state=state,
     )
 
 

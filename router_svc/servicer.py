@@ -24,10 +24,17 @@ import structlog
 from router_svc import events as event_pb
 from router_svc import quality_pb
 from router_svc.answer_scoring import AnswerRecorder
-from router_svc.auth import Caller, Gate, OpenCaller
-from router_svc.cascade import Cascade, CascadePlan, Escalation, Forward, Outcome
+from router_svc.auth import Caller, Gate, OpenCaller, RequestedOptions
+from router_svc.cascade import (
+    Cascade,
+    CascadePlan,
+    Escalation,
+    FallbackModeName,
+    Forward,
+    Outcome,
+)
 from router_svc.config import RouterSettings
-from router_svc.costs import CostBreakdown, SpendCap, token_cost
+from router_svc.costs import CostBreakdown, SpendCap, request_worst_case, token_cost
 from router_svc.ledger import BudgetExhaustedError, CostLedger, RequestRecord
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingDecision, RoutingPolicy
@@ -67,6 +74,16 @@ def _accepted(arrival: Arrival) -> RouteRequest:
     if isinstance(arrival.verdict, InvalidArgumentError):
         raise arrival.verdict
     return arrival.verdict
+
+
+def _requested(arrival: Arrival) -> RequestedOptions:
+    """The options the caller's permissions are checked against (from the validated request
+    when it is valid; an invalid one is refused after the gate anyway)."""
+    verdict = arrival.verdict
+    if isinstance(verdict, InvalidArgumentError):
+        mode = FallbackModeName.STREAMING if arrival.streaming else None
+        return RequestedOptions(arrival.tier_hint, mode)
+    return RequestedOptions(arrival.tier_hint, verdict.fallback_mode, verdict.fallback_threshold)
 
 
 def _tier_request(route: RouteRequest, request_id: str) -> model_service_pb2.GenerateRequest:
@@ -111,8 +128,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         """Decide the tier of a prompt without generating."""
         arrival = read_route(request, self._settings.limits)
         caller = self._authenticate(context, "Route")
-        caller.check_options(arrival.tier_hint, arrival.streaming)
-        caller.admit()
+        # Route spends nothing: only the tier hint needs a permission here.
+        caller.check_options(RequestedOptions(arrival.tier_hint))
+        await caller.admit()
         decision = await self._decide(_accepted(arrival))
         return router_service_pb2.RouteResponse(decision=event_pb.decision_pb(decision))
 
@@ -140,7 +158,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     ) -> router_service_pb2.SubmitFeedbackResponse:
         """Store the caller's score of one of its recent requests as a judged sample."""
         caller = self._authenticate(context, "SubmitFeedback")
-        caller.admit()
+        await caller.admit()
         request_id, score = quality_pb.read_feedback(request)
         stored = await self._quality.feedback(request_id, caller.name, score)
         return quality_pb.feedback_pb(stored)
@@ -178,22 +196,24 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         admitted = False
         try:
             run.caller = self._authenticate(context, "Generate")
-            run.caller.check_options(arrival.tier_hint, arrival.streaming)
+            run.caller.check_options(_requested(arrival))
             # Before the rate limit: a refused request should not use up the caller's rate.
-            run.caller.check_budget()
-            run.caller.admit()
+            await run.caller.check_budget()
+            await run.caller.admit()
             route = _accepted(arrival)
             if self._active >= limits.max_concurrent_streams:
                 raise OverloadedError(
                     f"{self._active} streams in flight (limit {limits.max_concurrent_streams})",
                     retry_after_seconds=limits.retry_after_seconds,
                 )
-            run.caller.open_stream()
+            await run.caller.open_stream()
             admitted = True
             self._active += 1
             self._metrics.active_streams.inc()
             run.decision = await self._decide(route)
             self._check_budget(route, run.decision.tier)
+            # The worst case over every tier the request may reach, held before any is called.
+            await run.caller.reserve(self._worst_case_usd(route, run.decision.tier))
             # A caller's own fallback_threshold is a confidence threshold: the learned score
             # is still computed (for judging) but the cascade compares the confidence.
             own = route.fallback_threshold is not None
@@ -223,7 +243,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if admitted:
                 self._active -= 1
                 self._metrics.active_streams.dec()
-                run.caller.close_stream()
+            # Settles the reservation to the charged cost and releases the stream slot.
+            await run.caller.close()
 
     def _authenticate(self, context: Context, method: str) -> Caller:
         """The caller, as the gate sees it (UNAUTHENTICATED when a key is needed and wrong)."""
@@ -354,6 +375,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
 
     def _submit_shadow(self, route: RouteRequest, served_tier: str, text: list[str]) -> None:
         self._shadow.submit(served_tier, "".join(text), self._shadow_opener(route))
+
+    def _worst_case_usd(self, route: RouteRequest, tier: str) -> float:
+        """The most ``route`` may cost from ``tier`` over the tiers it may reach (within its
+        own ``max_cost_usd``): what its budget reserves before any tier is called."""
+        return request_worst_case(
+            self._names,
+            self._names.index(tier),
+            self._ledger.prices,
+            route.worst_case_prompt_tokens,
+            route.max_tokens or self._settings.limits.max_tokens,
+            route.max_cost_usd,
+        ).cost_usd
 
     def _check_budget(self, route: RouteRequest, tier: str) -> None:
         """Refuse when even the routed tier's worst case breaks ``options.max_cost_usd`` (the

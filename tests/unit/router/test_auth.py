@@ -15,15 +15,22 @@ from pydantic import ValidationError
 from router_svc.auth import (
     ApiKeySettings,
     AuthSettings,
+    RequestedOptions,
     TenantGate,
     TokenBucket,
     hash_key,
     load_keys,
 )
+from router_svc.cascade import FallbackModeName
+from router_svc.state.memory import InProcessState
 from tests.unit.router.fake_model import start_fake
 from tests.unit.router.routers import router_settings
 from tests.unit.router.test_servicer import collect, request
 from tierroute.errors import OverloadedError, PermissionDeniedError, UnauthenticatedError
+from tierroute.v1 import router_service_pb2 as rpb
+
+STREAMING = FallbackModeName.STREAMING
+EARLY = FallbackModeName.EARLY_WINDOW
 
 
 class FakeClock:
@@ -71,15 +78,89 @@ def test_keys_file_adds_keys(tmp_path: Path) -> None:
 def test_permissions_name_the_forbidden_option() -> None:
     gate = TenantGate([key("plain", "p"), key("power", "q", permissions={"pin_tier": True})])
     plain = gate.authenticate("Bearer p")
-    plain.check_options("", streaming=False)
+    plain.check_options(RequestedOptions())
     with pytest.raises(PermissionDeniedError, match=r"options\.tier_hint"):
-        plain.check_options("large", streaming=False)
+        plain.check_options(RequestedOptions("large"))
     with pytest.raises(PermissionDeniedError, match=r"options\.fallback_mode"):
-        plain.check_options("", streaming=True)
+        plain.check_options(RequestedOptions(mode=STREAMING))
     power = gate.authenticate("Bearer q")
-    power.check_options("large", streaming=False)
+    power.check_options(RequestedOptions("large"))
     with pytest.raises(PermissionDeniedError, match="STREAMING"):
-        power.check_options("", streaming=True)
+        power.check_options(RequestedOptions(mode=STREAMING))
+
+
+def test_early_window_is_a_permission_like_streaming() -> None:
+    gate = TenantGate([key("plain", "p"), key("early", "e", permissions={"early_window": True})])
+    with pytest.raises(PermissionDeniedError, match=r"options\.fallback_mode.*EARLY_WINDOW"):
+        gate.authenticate("Bearer p").check_options(RequestedOptions(mode=EARLY))
+    early = gate.authenticate("Bearer e")
+    early.check_options(RequestedOptions(mode=EARLY))
+    with pytest.raises(PermissionDeniedError, match="STREAMING"):
+        early.check_options(RequestedOptions(mode=STREAMING))  # one permission, not both
+
+
+def test_fallback_threshold_is_bounded_per_tenant() -> None:
+    gate = TenantGate(
+        [key("plain", "p"), key("loose", "l", permissions={"max_fallback_threshold": 0.9})]
+    )
+    plain, loose = gate.authenticate("Bearer p"), gate.authenticate("Bearer l")
+    # Unset: the router's own threshold is the bound (the gate's default); lower is allowed.
+    plain.check_options(RequestedOptions(fallback_threshold=0.2), default_max_threshold=0.65)
+    plain.check_options(RequestedOptions(fallback_threshold=0.65), default_max_threshold=0.65)
+    with pytest.raises(PermissionDeniedError) as info:
+        plain.check_options(RequestedOptions(fallback_threshold=1.0), default_max_threshold=0.65)
+    message = str(info.value)
+    assert "options.fallback_threshold" in message and "0.65" in message and "plain" in message
+    loose.check_options(RequestedOptions(fallback_threshold=0.9), default_max_threshold=0.65)
+    with pytest.raises(PermissionDeniedError, match=r"bound of 0\.9 "):
+        loose.check_options(RequestedOptions(fallback_threshold=0.95), default_max_threshold=0.65)
+    with pytest.raises(ValidationError):
+        key("x", "x", permissions={"max_fallback_threshold": 1.5})
+
+
+async def test_the_router_refuses_early_window_and_a_high_threshold_without_permission(
+    make_router: Callable[..., Any],
+) -> None:
+    """Every way to spend more is gated: before, EARLY_WINDOW and fallback_threshold=1.0 were
+    served to a tenant with no permissions."""
+    small = await start_fake("small")
+    large = await start_fake("large")
+    try:
+        settings = router_settings(
+            {"small": [small.target], "large": [large.target]},
+            auth={
+                "enabled": True,
+                "keys": [
+                    {"tenant": "plain", "sha256": hash_key("p")},
+                    {
+                        "tenant": "power",
+                        "sha256": hash_key("q"),
+                        "permissions": {"early_window": True, "max_fallback_threshold": 1.0},
+                    },
+                ],
+            },
+        )
+        _, stub = await make_router(settings)
+        plain = (("authorization", "Bearer p"),)
+        power = (("authorization", "Bearer q"),)
+        refused = (
+            (request(mode=rpb.FALLBACK_MODE_EARLY_WINDOW), "EARLY_WINDOW"),
+            (request(fallback_threshold=1.0), "options.fallback_threshold"),
+        )
+        for message, named in refused:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await collect(stub, message, metadata=plain)
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert named in (info.value.details() or "")
+        assert not small.model.calls and not large.model.calls  # refused before any tier
+        events = await collect(stub, request(fallback_threshold=0.5), metadata=plain)
+        assert events[-1].WhichOneof("event") == "finished"  # lowering the threshold is free
+        for message, _ in refused:
+            events = await collect(stub, message, metadata=power)
+            assert events[-1].WhichOneof("event") == "finished"
+    finally:
+        await small.server.stop(None)
+        await large.server.stop(None)
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
@@ -95,33 +176,34 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert [bucket.take() for _ in range(4)][-1] == pytest.approx(0.5)
 
 
-def test_rate_limit_is_per_tenant_with_retry_delay() -> None:
+async def test_rate_limit_is_per_tenant_with_retry_delay() -> None:
     clock = FakeClock()
     gate = TenantGate(
         [key("a", "a", rate_per_second=1, burst=1), key("b", "b", rate_per_second=1, burst=1)],
-        clock=clock,
+        state=InProcessState(monotonic=clock),
     )
     a, b = gate.authenticate("Bearer a"), gate.authenticate("Bearer b")
-    gate.admit(a)
+    await gate.admit(a)
     with pytest.raises(OverloadedError) as info:
-        gate.admit(a)
+        await gate.admit(a)
     assert info.value.retry_after_seconds == pytest.approx(1.0)
-    gate.admit(b)  # another tenant's bucket is untouched
+    await gate.admit(b)  # another tenant's bucket is untouched
     clock.now += 1.0
-    gate.admit(a)
+    await gate.admit(a)
 
 
-def test_stream_limit_counts_and_releases() -> None:
+async def test_stream_limit_counts_and_releases() -> None:
     gate = TenantGate([key("a", "a", max_concurrent_streams=2)], retry_after_seconds=3)
     a = gate.authenticate("Bearer a")
-    gate.open_stream(a)
-    gate.open_stream(a)
+    await gate.open_stream(a)
+    second = await gate.open_stream(a)
     with pytest.raises(OverloadedError) as info:
-        gate.open_stream(a)
+        await gate.open_stream(a)
     assert info.value.retry_after_seconds == 3
-    gate.close_stream(a)
-    gate.open_stream(a)
-    assert gate.open_streams("a") == 2
+    await gate.state.close_stream(second)
+    await gate.state.close_stream(second)  # a second release does not free another slot
+    await gate.open_stream(a)
+    assert await gate.open_streams("a") == 2
 
 
 async def test_streams_are_released_on_end_and_on_cancel(
@@ -143,20 +225,20 @@ async def test_streams_are_released_on_end_and_on_cancel(
         events = await collect(stub, request(), metadata=auth)
         assert events[-1].WhichOneof("event") == "finished"
         assert isinstance(app.gate, TenantGate)
-        assert app.gate.open_streams("acme") == 0  # released at the end of the stream
+        assert await app.gate.open_streams("acme") == 0  # released at the end of the stream
 
         first = stub.Generate(request(), timeout=10, metadata=auth)
         await first.read()  # Routed: the stream holds the tenant's only slot
-        assert app.gate.open_streams("acme") == 1
+        assert await app.gate.open_streams("acme") == 1
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await collect(stub, request(), metadata=auth)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         first.cancel()
         for _ in range(100):  # the server sees the cancellation asynchronously
-            if app.gate.open_streams("acme") == 0:
+            if await app.gate.open_streams("acme") == 0:
                 break
             await asyncio.sleep(0.02)
-        assert app.gate.open_streams("acme") == 0  # released on cancel
+        assert await app.gate.open_streams("acme") == 0  # released on cancel
         events = await collect(stub, request(), metadata=auth)
         assert events[-1].WhichOneof("event") == "finished"
     finally:
@@ -164,13 +246,32 @@ async def test_streams_are_released_on_end_and_on_cancel(
         await large.server.stop(None)
 
 
-def test_spend_budget_is_per_key_setting_checked_by_the_gate() -> None:
+async def test_spend_budget_is_per_key_setting_checked_by_the_gate() -> None:
     with pytest.raises(ValidationError):
         key("acme", "k", usd_per_day=0)  # a zero budget would refuse everything: unset it
     gate = TenantGate([key("capped", "c", usd_per_day=0.01), key("free", "f")])
-    capped, free = gate.authenticate("Bearer c"), gate.authenticate("Bearer f")
-    gate.charge(capped, 0.01)
-    gate.charge(free, 1000.0)
-    gate.check_budget(free)  # no budget configured: never refused
+    capped = gate.caller("Generate", "Bearer c", "")
+    free = gate.caller("Generate", "Bearer f", "")
+    for caller, cost in ((capped, 0.01), (free, 1000.0)):
+        await caller.reserve(0.02)
+        caller.charge(cost)
+        await caller.close()
+    assert await gate.spent("free") == pytest.approx(1000.0)
+    await free.check_budget()  # no budget configured: never refused
     with pytest.raises(OverloadedError, match=r"daily budget of 0\.010000 USD"):
-        gate.check_budget(capped)
+        await capped.check_budget()
+
+
+async def test_a_reservation_holds_the_budget_until_settled_to_the_real_cost() -> None:
+    gate = TenantGate([key("capped", "c", usd_per_day=1.0)])
+    first, second = (gate.caller("Generate", "Bearer c", "") for _ in range(2))
+    await first.reserve(1.0)  # the worst case takes the whole budget ...
+    with pytest.raises(OverloadedError, match="daily budget"):
+        await second.reserve(0.1)  # ... so a concurrent request cannot pass the same check
+    first.charge(0.25)
+    await first.close()  # settled to the real cost: the rest is free again
+    await first.close()  # idempotent
+    assert await gate.spent("capped") == pytest.approx(0.25)
+    await second.reserve(0.1)
+    await second.close()  # nothing charged: the reservation is released
+    assert await gate.spent("capped") == pytest.approx(0.25)

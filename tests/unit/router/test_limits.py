@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from router_svc.auth import hash_key
 from router_svc.ledger import BudgetExhaustedError, DailySpend
+from router_svc.state.memory import InProcessState
 from tests.unit.router.fake_model import FakeServer, start_fake
 from tests.unit.router.routers import router_settings
 from tests.unit.router.test_servicer import bad_request_field, collect, request
@@ -105,11 +106,11 @@ async def test_budget_refuses_once_spent_before_any_tier_and_resets_next_day(
     # budget) and takes the tenant over it; the third is refused.
     app, stub = await make_router(budget_settings(small, large, usd_per_day=1.5 * ONE_ANSWER_USD))
     clock = WallClock(at("2025-06-30T18:00:00"))
-    app.gate.spend = DailySpend(clock)
+    app.gate.state = InProcessState(clock)
     for _ in range(2):
         events = await collect(stub, request(), metadata=AUTH)
         assert events[-1].finished.served_tier == "small"
-    assert app.gate.spend.spent("acme") == pytest.approx(2 * ONE_ANSWER_USD)
+    assert await app.gate.spent("acme") == pytest.approx(2 * ONE_ANSWER_USD)
     calls = len(small.model.calls) + len(large.model.calls)
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -130,7 +131,7 @@ async def test_budget_refuses_once_spent_before_any_tier_and_resets_next_day(
     clock.now = at("2025-07-01T00:00:05").timestamp()
     events = await collect(stub, request(), metadata=AUTH)
     assert events[-1].finished.served_tier == "small"
-    assert app.gate.spend.spent("acme") == pytest.approx(ONE_ANSWER_USD)
+    assert await app.gate.spent("acme") == pytest.approx(ONE_ANSWER_USD)
 
 
 async def test_escalated_request_is_charged_its_real_cost(
@@ -145,7 +146,7 @@ async def test_escalated_request_is_charged_its_real_cost(
     discarded = [u for u in finished.tier_usage if u.discarded]
     assert [u.tier for u in discarded] == ["small"] and discarded[0].cost_usd > 0
     # The tenant pays what the caller was told: the large answer plus the discarded small one.
-    assert app.gate.spend.spent("acme") == pytest.approx(finished.cost_usd)
+    assert await app.gate.spent("acme") == pytest.approx(finished.cost_usd)
     assert finished.cost_usd == pytest.approx(sum(u.cost_usd for u in finished.tier_usage))
 
 

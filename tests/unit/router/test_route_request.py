@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_svc.auth import ApiKeySettings, OpenGate, TenantGate, hash_key
+from router_svc.auth import ApiKeySettings, OpenGate, RequestedOptions, TenantGate, hash_key
 from router_svc.cascade import FallbackModeName
 from router_svc.config import LimitsSettings
 from router_svc.route_request import (
@@ -144,18 +144,20 @@ def test_route_reads_the_prompt_and_options_only() -> None:
     assert invalid.verdict.field == "prompt"  # the prompt is checked before the options
 
 
-def test_the_open_gate_lets_everything_through_and_counts_nothing() -> None:
+async def test_the_open_gate_lets_everything_through_and_counts_nothing() -> None:
     caller = OpenGate().caller("Generate", None, "team-a")
     assert caller.name == "team-a"  # the x-tenant label, as the ledger records it
-    caller.check_options("large", streaming=True)
-    caller.check_budget()
+    caller.check_options(RequestedOptions("large", FallbackModeName.STREAMING, 1.0))
+    await caller.check_budget()
     for _ in range(1000):
-        caller.admit()
-        caller.open_stream()
+        await caller.admit()
+        await caller.open_stream()
+        await caller.reserve(1e9)
     caller.charge(1e9)
+    await caller.close()
 
 
-def test_the_tenant_gate_hands_out_open_callers_for_open_methods_only() -> None:
+async def test_the_tenant_gate_hands_out_open_callers_for_open_methods_only() -> None:
     gate = TenantGate(
         [ApiKeySettings(tenant="acme", sha256=hash_key("k"))], open_methods=frozenset({"ListTiers"})
     )
@@ -165,9 +167,10 @@ def test_the_tenant_gate_hands_out_open_callers_for_open_methods_only() -> None:
     caller = gate.caller("Generate", "Bearer k", "label")
     assert caller.name == "acme"
     with pytest.raises(PermissionDeniedError):
-        caller.check_options("large", streaming=False)
-    caller.open_stream()
-    assert gate.open_streams("acme") == 1
-    caller.close_stream()
+        caller.check_options(RequestedOptions("large"))
+    await caller.open_stream()
+    assert await gate.open_streams("acme") == 1
     caller.charge(0.25)
-    assert gate.spend.spent("acme") == pytest.approx(0.25)
+    await caller.close()
+    assert await gate.open_streams("acme") == 0
+    assert await gate.spent("acme") == pytest.approx(0.25)
