@@ -1,7 +1,8 @@
 """Who may call a service, checked per call: a rotating shared secret, a pinned peer identity.
 
 - :class:`SecretFile`: the shared secret of a mounted file, re-read when the file changes
-  (``stat``: modification time, size, inode; cheap enough for every call). After a change the
+  (``stat``: modification time, size, inode; cheap enough for every call). A caller sends
+  :meth:`SecretFile.secret`; a service checks against :meth:`SecretFile.digests`. After a change the
   previous secret stays accepted for ``grace_seconds``, because the caller's copy of the
   Secret is refreshed by its own kubelet, not at the same moment. A file that cannot be read
   (mid-rotation) keeps the current secret. :class:`tierroute.transport.SharedSecretInterceptor`
@@ -74,7 +75,8 @@ class SecretFile:
         # Calls on the event loop and tests on threads: one reader at a time.
         self._lock = threading.Lock()
         self._stamp = self._stat()
-        self._current = digest(_read_secret(path))  # unreadable at start: the service stops
+        self._secret = _read_secret(path)  # unreadable at start: the service stops
+        self._current = digest(self._secret)
         self._previous: bytes | None = None
         self._previous_until = 0.0
         self.reloads = 0
@@ -92,12 +94,19 @@ class SecretFile:
             self._previous = None
             return (self._current,)
 
+    def secret(self) -> str:
+        """The file's current secret (what a caller sends; re-read when the file changed)."""
+        with self._lock:
+            self._refresh()
+            return self._secret
+
     def _refresh(self) -> None:
         try:
             stamp = self._stat()
             if stamp == self._stamp:
                 return
-            fresh = digest(_read_secret(self._path))
+            value = _read_secret(self._path)
+            fresh = digest(value)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             _log.warning(
                 "shared secret file unreadable; keeping the current secret", error=str(exc)
@@ -106,6 +115,7 @@ class SecretFile:
         self._stamp = stamp
         if fresh == self._current:
             return
+        self._secret = value
         self._previous, self._current = self._current, fresh
         self._previous_until = self._clock() + self._grace
         self.reloads += 1

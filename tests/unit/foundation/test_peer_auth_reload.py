@@ -62,12 +62,15 @@ def test_secret_file_follows_rotation_with_a_grace(tmp_path: Path) -> None:
     path.write_text(old + "\n")
     source = SecretFile(path, grace_seconds=10, clock=lambda: now[0])
     assert source.digests() == (digest(old),)
+    assert source.secret() == old
     path.write_text(new)
+    assert source.secret() == new
     assert source.digests() == (digest(new), digest(old))
     now[0] = 10.5
     assert source.digests() == (digest(new),)
     path.write_text("tiny")  # too short: the current secret stays
     assert source.digests() == (digest(new),)
+    assert source.secret() == new
     assert source.reloads == 1
 
 
