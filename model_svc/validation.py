@@ -91,7 +91,7 @@ def _prompt(prompt: common_pb2.Prompt) -> PromptInput:
     if kind == "text":
         if not prompt.text.strip():
             raise InvalidArgumentError("prompt.text", "must not be empty")
-        return PromptInput(text=prompt.text)
+        return PromptInput(text=prompt.text, raw=prompt.raw)
     if kind == "chat":
         messages = prompt.chat.messages
         if not messages:

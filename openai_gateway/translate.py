@@ -221,7 +221,8 @@ def parse_completion(body: Any, defaults: Defaults) -> ParsedRequest:
     if not isinstance(prompt, str):
         raise invalid("prompt", "'prompt' must be a string (or a list of one string)")
     request = router_service_pb2.RouterServiceGenerateRequest(
-        prompt=common_pb2.Prompt(text=prompt),
+        # Raw: the completions API continues the text as written, no chat template.
+        prompt=common_pb2.Prompt(text=prompt, raw=True),
         sampling=_sampling(body, "max_tokens", defaults),
         options=_options(body, defaults),
     )

@@ -33,10 +33,14 @@ class ChatTurn:
 
 @dataclass(frozen=True)
 class PromptInput:
-    """Either raw ``text`` (no template) or ``chat`` turns (the model's chat template)."""
+    """Either plain ``text`` or ``chat`` turns. Chat turns go through the model's chat template;
+    so does text (as one user turn) unless ``raw`` or the tier's ``engine.text_prompts`` asks
+    for it as is."""
 
     text: str | None = None
     chat: tuple[ChatTurn, ...] = ()
+    raw: bool = False
+    """With ``text``: the caller asked for raw completion (``Prompt.raw``), no template."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Prompt rendering: chat template and tokenization with the model's own tokenizer.
 
 Chat turns always go through the model's chat template. Plain text does too, as one user
-turn, unless the tier is configured for raw completion (``engine.text_prompts: raw``).
+turn, unless the caller asks for raw completion (``Prompt.raw``) or the tier is configured for
+it (``engine.text_prompts: raw``).
 
 vLLM wraps its tokenizer in a thread-safe pool that deep-copies the whole tokenizer whenever
 two threads use it at once, and its detokenizer uses that same pool for every generated token;
@@ -33,9 +34,10 @@ def encode(tokenizer: Any, prompt: PromptInput, text_as_chat: bool = True) -> li
     """Token ids of ``prompt``: chat turns through the chat template; plain text as one user
     turn of that template when ``text_as_chat`` (an instruct model given bare text often ends
     its answer at once, with nothing said), else as is (raw completion, e.g. code
-    continuation). A tokenizer without a chat template always gets the text as is."""
+    continuation), and as is too when the caller asked for it (``prompt.raw``). A tokenizer
+    without a chat template always gets the text as is."""
     if prompt.text is not None:
-        if not (text_as_chat and has_chat_template(tokenizer)):
+        if prompt.raw or not (text_as_chat and has_chat_template(tokenizer)):
             return list(tokenizer.encode(prompt.text))
         turns: tuple[ChatTurn, ...] = (ChatTurn("user", prompt.text),)
     else:

@@ -24,31 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tierroute/v1/common.proto\x12\x0ctierroute.v1\"O\n\x0b\x43hatMessage\x12&\n\x04role\x18\x01 \x01(\x0e\x32\x12.tierroute.v1.RoleR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"=\n\x04\x43hat\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tierroute.v1.ChatMessageR\x08messages\"P\n\x06Prompt\x12\x14\n\x04text\x18\x01 \x01(\tH\x00R\x04text\x12(\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x12.tierroute.v1.ChatH\x00R\x04\x63hatB\x06\n\x04kind\"\xc0\x01\n\x0eSamplingParams\x12\x1d\n\nmax_tokens\x18\x01 \x01(\rR\tmaxTokens\x12%\n\x0btemperature\x18\x02 \x01(\x01H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x03 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\x12\n\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n\x04seed\x18\x05 \x01(\x04H\x02R\x04seed\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"Y\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\rR\x10\x63ompletionTokens\"\x99\x02\n\nConfidence\x12\x14\n\x05score\x18\x01 \x01(\x01R\x05score\x12!\n\x0cmean_logprob\x18\x02 \x01(\x01R\x0bmeanLogprob\x12\x1f\n\x0bmin_logprob\x18\x03 \x01(\x01R\nminLogprob\x12,\n\x12min_window_logprob\x18\x04 \x01(\x01R\x10minWindowLogprob\x12*\n\x11low_prob_fraction\x18\x05 \x01(\x01R\x0flowProbFraction\x12\x1f\n\x0btoken_count\x18\x06 \x01(\rR\ntokenCount\x12\x36\n\x06method\x18\x07 \x01(\x0e\x32\x1e.tierroute.v1.ConfidenceMethodR\x06method\"\x88\x01\n\nTokenDelta\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x1b\n\ttoken_ids\x18\x02 \x03(\rR\x08tokenIds\x12\x1a\n\x08logprobs\x18\x03 \x03(\x01R\x08logprobs\x12-\n\x12running_confidence\x18\x04 \x01(\x01R\x11runningConfidence*z\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x19\n\x15\x46INISH_REASON_ABORTED\x10\x03*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*]\n\x10\x43onfidenceMethod\x12!\n\x1d\x43ONFIDENCE_METHOD_UNSPECIFIED\x10\x00\x12&\n\"CONFIDENCE_METHOD_LOGPROB_LOGISTIC\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tierroute/v1/common.proto\x12\x0ctierroute.v1\"O\n\x0b\x43hatMessage\x12&\n\x04role\x18\x01 \x01(\x0e\x32\x12.tierroute.v1.RoleR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\"=\n\x04\x43hat\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tierroute.v1.ChatMessageR\x08messages\"b\n\x06Prompt\x12\x14\n\x04text\x18\x01 \x01(\tH\x00R\x04text\x12(\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x12.tierroute.v1.ChatH\x00R\x04\x63hat\x12\x10\n\x03raw\x18\x03 \x01(\x08R\x03rawB\x06\n\x04kind\"\xc0\x01\n\x0eSamplingParams\x12\x1d\n\nmax_tokens\x18\x01 \x01(\rR\tmaxTokens\x12%\n\x0btemperature\x18\x02 \x01(\x01H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x03 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\x12\n\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n\x04seed\x18\x05 \x01(\x04H\x02R\x04seed\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"Y\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\rR\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\rR\x10\x63ompletionTokens\"\x99\x02\n\nConfidence\x12\x14\n\x05score\x18\x01 \x01(\x01R\x05score\x12!\n\x0cmean_logprob\x18\x02 \x01(\x01R\x0bmeanLogprob\x12\x1f\n\x0bmin_logprob\x18\x03 \x01(\x01R\nminLogprob\x12,\n\x12min_window_logprob\x18\x04 \x01(\x01R\x10minWindowLogprob\x12*\n\x11low_prob_fraction\x18\x05 \x01(\x01R\x0flowProbFraction\x12\x1f\n\x0btoken_count\x18\x06 \x01(\rR\ntokenCount\x12\x36\n\x06method\x18\x07 \x01(\x0e\x32\x1e.tierroute.v1.ConfidenceMethodR\x06method\"\x88\x01\n\nTokenDelta\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x1b\n\ttoken_ids\x18\x02 \x03(\rR\x08tokenIds\x12\x1a\n\x08logprobs\x18\x03 \x03(\x01R\x08logprobs\x12-\n\x12running_confidence\x18\x04 \x01(\x01R\x11runningConfidence*z\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x19\n\x15\x46INISH_REASON_ABORTED\x10\x03*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*]\n\x10\x43onfidenceMethod\x12!\n\x1d\x43ONFIDENCE_METHOD_UNSPECIFIED\x10\x00\x12&\n\"CONFIDENCE_METHOD_LOGPROB_LOGISTIC\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tierroute.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=978
-  _globals['_FINISHREASON']._serialized_end=1100
-  _globals['_ROLE']._serialized_start=1102
-  _globals['_ROLE']._serialized_end=1182
-  _globals['_CONFIDENCEMETHOD']._serialized_start=1184
-  _globals['_CONFIDENCEMETHOD']._serialized_end=1277
+  _globals['_FINISHREASON']._serialized_start=996
+  _globals['_FINISHREASON']._serialized_end=1118
+  _globals['_ROLE']._serialized_start=1120
+  _globals['_ROLE']._serialized_end=1200
+  _globals['_CONFIDENCEMETHOD']._serialized_start=1202
+  _globals['_CONFIDENCEMETHOD']._serialized_end=1295
   _globals['_CHATMESSAGE']._serialized_start=43
   _globals['_CHATMESSAGE']._serialized_end=122
   _globals['_CHAT']._serialized_start=124
   _globals['_CHAT']._serialized_end=185
   _globals['_PROMPT']._serialized_start=187
-  _globals['_PROMPT']._serialized_end=267
-  _globals['_SAMPLINGPARAMS']._serialized_start=270
-  _globals['_SAMPLINGPARAMS']._serialized_end=462
-  _globals['_USAGE']._serialized_start=464
-  _globals['_USAGE']._serialized_end=553
-  _globals['_CONFIDENCE']._serialized_start=556
-  _globals['_CONFIDENCE']._serialized_end=837
-  _globals['_TOKENDELTA']._serialized_start=840
-  _globals['_TOKENDELTA']._serialized_end=976
+  _globals['_PROMPT']._serialized_end=285
+  _globals['_SAMPLINGPARAMS']._serialized_start=288
+  _globals['_SAMPLINGPARAMS']._serialized_end=480
+  _globals['_USAGE']._serialized_start=482
+  _globals['_USAGE']._serialized_end=571
+  _globals['_CONFIDENCE']._serialized_start=574
+  _globals['_CONFIDENCE']._serialized_end=855
+  _globals['_TOKENDELTA']._serialized_start=858
+  _globals['_TOKENDELTA']._serialized_end=994
 # @@protoc_insertion_point(module_scope)

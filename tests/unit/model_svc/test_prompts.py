@@ -83,3 +83,9 @@ async def test_long_plain_text_is_templated_on_the_worker_thread_too() -> None:
     rendered = await renderer.render(PromptInput(text="long text"))
     assert rendered == [ord(c) for c in "<user>long text<assistant>"]
     renderer.close()
+
+
+async def test_a_caller_can_ask_for_raw_text_on_a_templated_tier() -> None:
+    renderer = PromptRenderer(lambda: TemplatedTokenizer())
+    assert await renderer.render(PromptInput(text="def f(", raw=True)) == [1, *map(ord, "def f(")]
+    renderer.close()

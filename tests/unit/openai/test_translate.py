@@ -151,3 +151,11 @@ def test_valid_sampling_round_trips(
     sent = sampling.generate.sampling
     assert (sent.temperature, sent.top_p, sent.max_tokens) == (temperature, top_p, max_tokens)
     assert list(sent.stop) == stop
+
+
+def test_completions_ask_for_raw_text_and_chats_do_not() -> None:
+    # The completions API continues the text as written: no chat template on any tier.
+    completion = parse_completion({"model": "m", "prompt": "def f("}, DEFAULTS).generate.prompt
+    assert completion.raw and completion.text == "def f("
+    chat = parse_chat({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, DEFAULTS)
+    assert not chat.generate.prompt.raw
