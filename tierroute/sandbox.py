@@ -12,16 +12,28 @@ program, and the program itself. The launcher tries to put itself into new names
   even those that called ``setsid()``.
 
 Tried in order: ``netns+pidns`` and ``netns`` (need root's ``CAP_SYS_ADMIN``), then the same in a
-new user namespace (unprivileged users, where the kernel allows it). When none works the program
-runs behind a Python audit hook that refuses sockets, subprocesses and ``ctypes``; that stops
-ordinary code but not a determined attacker, and the result says so (``audit-hook``).
+new user namespace (unprivileged users, where the kernel allows it).
 
 Under root the program also drops to a throw-away uid (random, used by nothing else), so it
 cannot write the repository, signal the caller or other sandboxes, and ``RLIMIT_NPROC`` bounds
 its processes alone (root ignores that limit). That needs an interpreter every user can read:
-the project's own, else the system ``python3``; with neither the program keeps root's uid and the
-result says so. In the program: ``RLIMIT_CPU``, ``RLIMIT_AS``/``RLIMIT_DATA``, ``RLIMIT_FSIZE``
-(which also bounds what it writes to stderr), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0`` and
+the project's own, else the system ``python3``.
+
+The sandbox never weakens silently. :class:`MinimumIsolation` (``Limits.minimum``; default:
+network and PID namespaces and a throw-away uid) is checked by the launcher after it tried
+everything and before the program starts: below it the program does not run and the result is
+an ``error`` with ``refused`` set (:func:`require_minimum` turns that into
+:class:`SandboxRefusedError` for a caller that should stop rather than score). Machines that
+cannot provide it (no root, no ``CAP_SETUID``, user namespaces disabled) must opt out explicitly
+(``Limits(minimum=NO_MINIMUM)``); every result then lists in ``below_default`` what of the
+default minimum it lacked, so the opt-out shows in whatever records it. Under such an opt-out
+and without a network namespace the program runs behind a Python audit hook that refuses
+sockets, subprocesses and ``ctypes`` (``audit-hook``): that stops ordinary code but not a
+determined attacker; for a caller other than root no uid is dropped and ``RLIMIT_NPROC`` is not
+set (it would count the caller's own processes).
+
+In the program: ``RLIMIT_CPU``, ``RLIMIT_AS``/``RLIMIT_DATA``, ``RLIMIT_FSIZE`` (which also
+bounds what it writes to stderr), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0`` and
 ``PR_SET_NO_NEW_PRIVS``; the parent adds a wall-clock timeout and kills the process group.
 
 The limits are set by the launcher rather than a ``preexec_fn`` because ``preexec_fn`` is not
@@ -48,9 +60,31 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from tierroute.sandbox_isolation import (
+    DEFAULT_MINIMUM,
+    NO_MINIMUM,
+    MinimumIsolation,
+    SandboxRefusedError,
+    refusal,
+    required_net,
+)
+from tierroute.sandbox_launcher import GUARD, LAUNCHER, REFUSED_EXIT
+
+__all__ = [
+    "DEFAULT_MINIMUM",
+    "NO_MINIMUM",
+    "Limits",
+    "MinimumIsolation",
+    "SandboxRefusedError",
+    "SandboxResult",
+    "network_isolation_available",
+    "require_minimum",
+    "run_python",
+]
 
 MIB = 1024 * 1024
 
@@ -79,74 +113,6 @@ OPEN_NETWORK_PLANS: tuple[tuple[str, int], ...] = (
 THROWAWAY_UID_BASE = 1_500_000_000
 """Throw-away uids are drawn above this (far from any real account or container id map)."""
 
-# The launcher and init, run as `python -I -S -c LAUNCHER CONFIG`. It runs with the parent's
-# rights, before any untrusted code; only the last `execv` starts the program.
-LAUNCHER = r"""
-import ctypes, json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-fd = cfg["status_fd"]
-libc = ctypes.CDLL(None, use_errno=True)
-net = "network-allowed" if cfg["network"] else "audit-hook"
-for name, flags in cfg["plans"]:
-    if libc.unshare(flags) == 0:
-        net = name
-        break
-if os.fork():
-    _, wait_status = os.wait()
-    os._exit(0)
-pid = os.fork()
-if pid:
-    # init: PID 1 of the new PID namespace when there is one; its exit ends them all.
-    while True:
-        done, wait_status = os.wait()
-        if done == pid:
-            os.write(fd, f"wait {wait_status}\n".encode())
-            os._exit(0)
-try:
-    os.set_inheritable(fd, False)
-    user = "root" if os.geteuid() == 0 else "own-uid"
-    uid = cfg["uid"] if "userns" not in net else None
-    if uid is not None:
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            user = "throwaway-uid"
-        except PermissionError:
-            pass  # no CAP_SETUID (a restricted container): keep the uid and say so
-    os.write(fd, f"isolation {net},{user}\n".encode())
-    for name, value in cfg["rlimits"]:
-        resource.setrlimit(getattr(resource, name), (value, value))
-    soft_cpu = cfg["cpu_seconds"]
-    resource.setrlimit(resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1))
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: no setuid binary gives root back
-    argv = [cfg["python"], "-I", "-S"]
-    if net == "audit-hook":
-        argv.append(cfg["guard"])
-    os.execv(cfg["python"], [*argv, cfg["program"]])
-except BaseException as exc:
-    os.write(fd, f"error {type(exc).__name__}: {exc}\n".encode())
-    os._exit(125)
-"""
-
-# Run before the program when no network namespace could be made: refuses the events through
-# which ordinary code reaches the network or escapes (ctypes could still poke memory; the result
-# says `audit-hook` so no one mistakes this for real isolation).
-GUARD = r"""
-import runpy, sys
-BLOCKED = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork",
-           "ctypes.", "pty.", "urllib.")
-def _hook(event, args):
-    if event.startswith(BLOCKED) and event != "socket.__new__":
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "socket.__new__" and args[1] in (2, 10):
-        raise PermissionError("sandbox: network sockets are not allowed")
-sys.addaudithook(_hook)
-program = sys.argv[1]
-sys.argv = sys.argv[1:]
-runpy.run_path(program, run_name="__main__")
-"""
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -167,6 +133,8 @@ class Limits:
     processes: int = 32
     """Processes and threads of the throw-away uid (``RLIMIT_NPROC``; applied only under root,
     where the program runs as a uid of its own)."""
+    minimum: MinimumIsolation = DEFAULT_MINIMUM
+    """Below this the program does not run (``NO_MINIMUM``: the explicit opt-out)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +156,11 @@ class SandboxResult:
     """The end of the program's stderr (at most ``DETAIL_CHARS``), or what went wrong."""
     isolation: str
     """What applied: ``"<network>,<user>"`` (see the module docstring)."""
+    refused: bool = False
+    """The program did not run: the isolation here is below ``Limits.minimum``."""
+    below_default: tuple[str, ...] = ()
+    """What of the default minimum this run lacked (``netns``, ``pidns``, ``throwaway-uid``);
+    non-empty only under an opt-out of the minimum."""
 
     @property
     def passed(self) -> bool:
@@ -202,12 +175,33 @@ def run_python(source: str, *, limits: Limits = Limits()) -> SandboxResult:
 
 def network_isolation_available() -> bool:
     """True when sandboxed programs here get a network namespace of their own."""
-    result = run_python("pass", limits=Limits(timeout_seconds=20.0))
+    result = run_python("pass", limits=Limits(timeout_seconds=20.0, minimum=NO_MINIMUM))
     return result.passed and "netns" in result.isolation.split(",")[0]
 
 
-def _run(source: str, limits: Limits, *, namespaces: bool) -> SandboxResult:
-    """``run_python``, with namespaces optional so the fallback can be tested where they work."""
+def require_minimum(limits: Limits = Limits()) -> SandboxResult:
+    """Run an empty program under ``limits``; raise :class:`SandboxRefusedError` if refused.
+
+    For a caller that should stop with a clear error before scoring anything, rather than
+    record every answer as a sandbox error.
+    """
+    probe = replace(limits, timeout_seconds=max(limits.timeout_seconds, 20.0))
+    result = run_python("pass", limits=probe)
+    if result.refused:
+        raise SandboxRefusedError(result.detail)
+    return result
+
+
+def _run(
+    source: str,
+    limits: Limits,
+    *,
+    namespaces: bool,
+    plans: tuple[tuple[str, int], ...] | None = None,
+    throwaway_uid: bool = True,
+) -> SandboxResult:
+    """``run_python``; the keywords take isolation away so its absence can be tested where it
+    works (no namespaces, only the given ``plans``, no throw-away uid)."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="tierroute-sandbox-"))
     read_fd, write_fd = os.pipe()
@@ -217,19 +211,23 @@ def _run(source: str, limits: Limits, *, namespaces: bool) -> SandboxResult:
         guard = workdir / "_guard.py"
         guard.write_text(GUARD, encoding="utf-8")
         python, uid = _program_interpreter_and_uid(workdir)
+        uid = uid if throwaway_uid else None
         if uid is not None:
             for path in (workdir, program, guard):
                 os.chown(path, uid, uid)
         config = {
             "status_fd": write_fd,
             "network": limits.network,
-            "plans": _plans(limits, namespaces),
+            "plans": _plans(limits, namespaces) if plans is None else plans,
             "uid": uid,
             "python": python,
             "program": str(program),
             "guard": str(guard),
             "cpu_seconds": limits.cpu_seconds,
             "rlimits": _rlimits(limits, uid is not None),
+            "required_net": required_net(limits.minimum, network=limits.network),
+            "required_user": "throwaway-uid" if limits.minimum.throwaway_uid else None,
+            "refused_exit": REFUSED_EXIT,
         }
         with tempfile.TemporaryFile() as stderr:
             timed_out, error = _launch(config, workdir, stderr, limits.timeout_seconds, write_fd)
@@ -242,7 +240,11 @@ def _run(source: str, limits: Limits, *, namespaces: bool) -> SandboxResult:
         if write_fd >= 0:
             os.close(write_fd)
         _remove_tree(workdir)
-    return _result(report, timed_out, error, detail, time.monotonic() - started)
+    result = _result(report, timed_out, error, detail, time.monotonic() - started)
+    if result.refused:
+        return replace(result, detail=refusal(result.isolation, limits.minimum, limits.network))
+    below = DEFAULT_MINIMUM.missing(result.isolation, network=limits.network)
+    return replace(result, below_default=below) if below else result
 
 
 def _launch(
@@ -378,6 +380,8 @@ def _result(report: str, timed_out: bool, error: str, detail: str, seconds: floa
         return SandboxResult("timeout", None, seconds, detail, isolation)
     if "error" in lines:
         return SandboxResult("error", None, seconds, f"sandbox: {lines['error']}", isolation)
+    if "refused" in lines:
+        return SandboxResult("error", None, seconds, "", isolation, refused=True)
     if "wait" not in lines:
         return SandboxResult("error", None, seconds, detail or "the sandbox ended early", isolation)
     wait_status = int(lines["wait"])
@@ -393,7 +397,8 @@ def _result(report: str, timed_out: bool, error: str, detail: str, seconds: floa
 
 
 def _report_lines(lines: Sequence[str]) -> dict[str, str]:
-    """The launcher's status lines (``isolation ...``, ``wait N``, ``error ...``) by key."""
+    """The launcher's status lines (``isolation ...``, ``refused ...``, ``wait N``, ``error ...``)
+    by key."""
     report = {}
     for line in lines:
         key, _, value = line.partition(" ")

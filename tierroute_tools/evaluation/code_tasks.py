@@ -13,7 +13,10 @@ prompt's own imports and helpers in front; :func:`program` appends the task's ``
 proof that it ran to the end (:mod:`tierroute.sandbox_proof`); and :func:`score` runs the lot in
 the sandbox. A run passes only with exit status 0 *and* that proof, so an answer that calls
 ``sys.exit(0)``, ``os._exit(0)`` or ``raise SystemExit`` before the check, rebinds ``check`` or a
-builtin it uses, or lets an assertion vanish in ``__del__``, fails.
+builtin it uses, or lets an assertion vanish in ``__del__``, fails. Scoring never runs below the
+sandbox's minimum isolation: a refusal raises :class:`~tierroute.sandbox.SandboxRefusedError`
+(a clear error that stops the evaluation) unless ``limits`` opt out explicitly, and each result
+carries the isolation that applied (``isolation``, ``below_default``).
 
 Prompt format: the raw HumanEval prompt as a plain completion, which the model continues with
 the function body until one of :data:`STOP_SEQUENCES` (``DEFAULT_PROMPT_STYLE``). Measured greedy
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tierroute.errors import FailedPreconditionError, InvalidArgumentError
-from tierroute.sandbox import Limits, SandboxResult
+from tierroute.sandbox import Limits, SandboxRefusedError, SandboxResult
 from tierroute.sandbox_proof import checked_program, run_checked
 
 TASK_SETS: tuple[str, ...] = ("humaneval",)
@@ -155,8 +158,14 @@ def program(task: CodeTask, code: str, token: str) -> str:
 
 def score(task: CodeTask, completion: str, limits: Limits = Limits()) -> SandboxResult:  # noqa: B008
     """Run the task's tests against the code in ``completion``, sandboxed; a pass needs the
-    proof that they completed."""
-    return run_checked(extract_code(task, completion), checks(task), limits=limits)
+    proof that they completed.
+
+    Raises :class:`SandboxRefusedError` when the sandbox here is below ``limits.minimum``.
+    """
+    result = run_checked(extract_code(task, completion), checks(task), limits=limits)
+    if result.refused:
+        raise SandboxRefusedError(result.detail)
+    return result
 
 
 def _fenced(task: CodeTask, completion: str) -> str | None:

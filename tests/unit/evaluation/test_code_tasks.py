@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.sandbox_privileges import sandbox_limits
 from tierroute.errors import InvalidArgumentError
 from tierroute.sandbox import Limits, SandboxResult
 from tierroute_tools.evaluation.code_tasks import (
@@ -21,7 +22,7 @@ from tierroute_tools.evaluation.code_tasks import (
     score,
 )
 
-LIMITS = Limits(timeout_seconds=10.0)
+LIMITS = sandbox_limits(Limits(timeout_seconds=10.0))
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,9 @@ def test_extraction_finds_the_code(tasks: dict[str, CodeTask], case: str) -> Non
     ],
 )
 def test_wrong_or_missing_answers_fail(tasks: dict[str, CodeTask], completion: str) -> None:
-    result = score(tasks["HumanEval/0"], completion, limits=Limits(timeout_seconds=2.0))
+    result = score(
+        tasks["HumanEval/0"], completion, limits=sandbox_limits(Limits(timeout_seconds=2.0))
+    )
     assert not result.passed
     assert result.status in ("failed", "timeout")
 

@@ -1,4 +1,8 @@
-"""The sandbox, with real child processes: limits hold, nothing leaks in or out, nothing is left."""
+"""The sandbox, with real child processes: limits hold, nothing leaks in or out, nothing is left.
+
+As root the default minimum isolation applies; as any other user these run under the explicit
+opt-out (``tests.sandbox_privileges``) and ``test_sandbox_minimum`` asserts the refusal.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,22 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.sandbox_privileges import ROOT, sandbox_limits
 from tierroute.sandbox import (
+    NO_MINIMUM,
     Limits,
     _run,
     network_isolation_available,
     run_python,
 )
 
-QUICK = Limits(timeout_seconds=5.0, cpu_seconds=5)
+QUICK = sandbox_limits(Limits(timeout_seconds=5.0, cpu_seconds=5))
+WITHOUT_NAMESPACES = replace(QUICK, minimum=NO_MINIMUM)
 
 
 @pytest.fixture(scope="module")
@@ -62,31 +70,40 @@ def test_a_passing_and_a_failing_program() -> None:
 
 def test_this_machine_gets_namespaces_and_a_throwaway_uid(isolation: str) -> None:
     # The machines this project runs on (root, Linux) give both; a change here is a regression
-    # that would otherwise only show as weaker isolation in the results.
-    assert isolation == "netns+pidns,throwaway-uid"
-    assert network_isolation_available()
+    # that would otherwise only show as weaker isolation in the results. Other users run under
+    # the opt-out, which every result records.
+    if ROOT:
+        assert isolation == "netns+pidns,throwaway-uid"
+        assert network_isolation_available()
+    else:
+        assert isolation.endswith(",own-uid")
+        assert "throwaway-uid" in run_python("pass", limits=QUICK).below_default
 
 
 def test_an_infinite_loop_is_killed_at_the_wall_clock() -> None:
-    result = run_python("while True:\n    pass\n", limits=Limits(timeout_seconds=1.0))
+    result = run_python(
+        "while True:\n    pass\n", limits=sandbox_limits(Limits(timeout_seconds=1.0))
+    )
     assert result.status == "timeout" and result.returncode is None
     assert 1.0 <= result.seconds < 4.0
 
 
 def test_a_sleeping_program_is_killed_at_the_wall_clock() -> None:
-    result = run_python("import time\ntime.sleep(60)\n", limits=Limits(timeout_seconds=1.0))
+    result = run_python(
+        "import time\ntime.sleep(60)\n", limits=sandbox_limits(Limits(timeout_seconds=1.0))
+    )
     assert result.status == "timeout" and result.seconds < 4.0
 
 
 def test_the_cpu_limit_stops_a_busy_loop_before_the_wall_clock() -> None:
-    limits = Limits(timeout_seconds=30.0, cpu_seconds=1)
+    limits = sandbox_limits(Limits(timeout_seconds=30.0, cpu_seconds=1))
     result = run_python("while True:\n    pass\n", limits=limits)
     assert result.status == "timeout" and "CPU limit" in result.detail
     assert result.seconds < 15.0
 
 
 def test_a_large_allocation_is_refused() -> None:
-    limits = Limits(timeout_seconds=10.0, memory_bytes=256 * 1024 * 1024)
+    limits = sandbox_limits(Limits(timeout_seconds=10.0, memory_bytes=256 * 1024 * 1024))
     result = run_python("block = bytearray(1024 ** 3)\n", limits=limits)
     assert result.status == "failed" and "MemoryError" in result.detail
     small = run_python("block = bytearray(64 * 1024 ** 2)\n", limits=limits)
@@ -94,7 +111,7 @@ def test_a_large_allocation_is_refused() -> None:
 
 
 def test_a_file_beyond_the_limit_fails() -> None:
-    limits = Limits(timeout_seconds=10.0, file_bytes=1024 * 1024)
+    limits = sandbox_limits(Limits(timeout_seconds=10.0, file_bytes=1024 * 1024))
     result = run_python("open('big', 'wb').write(b'x' * 2 * 1024 * 1024)\n", limits=limits)
     assert result.status == "failed" and "File too large" in result.detail
     small = run_python("open('small', 'wb').write(b'x' * 1000)\n", limits=limits)
@@ -111,19 +128,21 @@ def test_the_parents_loopback_cannot_be_reached(isolation: str, listener: int) -
         assert isolation.startswith("audit-hook") and "not allowed" in result.detail
     # The same program reaches the listener when the network is allowed: the refusal above is
     # the sandbox's doing, not a broken test.
-    allowed = run_python(connect, limits=Limits(timeout_seconds=5.0, network=True))
+    allowed = run_python(connect, limits=sandbox_limits(Limits(timeout_seconds=5.0, network=True)))
     assert allowed.passed, allowed.detail
     assert allowed.isolation.startswith("network-allowed")
 
 
 def test_without_namespaces_the_audit_hook_refuses_sockets(listener: int) -> None:
     connect = f"import socket\nsocket.create_connection(('127.0.0.1', {listener}), timeout=3)\n"
-    result = _run(connect, QUICK, namespaces=False)
+    result = _run(connect, WITHOUT_NAMESPACES, namespaces=False)
     assert result.isolation.startswith("audit-hook,")
     assert result.status == "failed" and "not allowed" in result.detail
-    spawn = _run("import subprocess\nsubprocess.run(['true'])\n", QUICK, namespaces=False)
+    spawn = _run(
+        "import subprocess\nsubprocess.run(['true'])\n", WITHOUT_NAMESPACES, namespaces=False
+    )
     assert spawn.status == "failed" and "not allowed" in spawn.detail
-    plain = _run("import math\nassert math.pi > 3\n", QUICK, namespaces=False)
+    plain = _run("import math\nassert math.pi > 3\n", WITHOUT_NAMESPACES, namespaces=False)
     assert plain.passed, plain.detail
 
 
@@ -163,13 +182,25 @@ def test_the_program_cannot_write_outside_its_directory(tmp_path: Path) -> None:
     target = tmp_path / "written"
     os.chmod(tmp_path, 0o755)
     result = run_python(f"open({str(target)!r}, 'w').write('x')\n", limits=QUICK)
-    assert result.status == "failed" and "Permission denied" in result.detail
-    assert not target.exists()
+    if ROOT:
+        assert result.status == "failed" and "Permission denied" in result.detail
+        assert not target.exists()
+    else:
+        # The caller's own uid can write its own files: only the opt-out let this run, and
+        # the result says what was missing.
+        assert "throwaway-uid" in result.below_default
 
 
 def test_a_fork_bomb_is_bounded() -> None:
     program = "import os\nwhile True:\n    os.fork()\n"
-    result = run_python(program, limits=Limits(timeout_seconds=5.0, processes=16))
+    limits = Limits(timeout_seconds=5.0, processes=16)
+    if not ROOT:
+        # Without a uid of its own nothing bounds its processes (RLIMIT_NPROC would count the
+        # caller's): the default minimum must refuse to start it at all.
+        refused = run_python(program, limits=limits)
+        assert refused.refused and refused.status == "error"
+        return
+    result = run_python(program, limits=limits)
     assert result.status in ("failed", "timeout")
     assert result.seconds < 8.0
     if result.isolation.endswith("throwaway-uid"):
@@ -188,6 +219,11 @@ def test_processes_left_behind_are_killed(isolation: str) -> None:
         f"    os.execv(sleep, ['sleep', '{marker}'])\n"
     )
     result = run_python(program, limits=QUICK)
+    if isolation.startswith("audit-hook"):
+        # No namespaces at all (a non-root caller under the opt-out): the guard refuses the fork.
+        assert result.status == "failed" and "os.fork is not allowed" in result.detail
+        assert _processes_with(marker) == []
+        return
     assert result.passed, result.detail
     if "pidns" not in isolation:
         pytest.xfail(f"no PID namespace here ({isolation}): a setsid() child can outlive the run")

@@ -6,13 +6,17 @@ unreported) while the answer is wrong; exit status alone passed every one of the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from tierroute.sandbox import Limits
+from tests.sandbox_privileges import sandbox_limits
+from tierroute.sandbox import NO_MINIMUM, Limits, SandboxRefusedError, SandboxResult
 from tierroute.sandbox_proof import INCOMPLETE, PROOF_MARK, checked_program, run_checked
+from tierroute_tools.evaluation import code_tasks
 from tierroute_tools.evaluation.code_tasks import CodeTask, score
 
-LIMITS = Limits(timeout_seconds=10.0)
+LIMITS = sandbox_limits(Limits(timeout_seconds=10.0))
 
 TASK = CodeTask(
     id="proof/add",
@@ -108,3 +112,21 @@ def test_future_imports_stay_first() -> None:
     assert program.startswith("from __future__ import annotations\n")
     result = run_checked(code, "assert f() == 1\n", limits=LIMITS)
     assert result.passed, result.detail
+
+
+def test_scoring_below_the_minimum_isolation_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake sandbox that refuses, as on a machine without namespaces or a throw-away uid.
+    def refusing(code: str, checks: str, *, limits: Limits) -> SandboxResult:
+        return SandboxResult("error", None, 0.1, "sandbox refused: ...", "audit-hook,own-uid", True)
+
+    monkeypatch.setattr(code_tasks, "run_checked", refusing)
+    with pytest.raises(SandboxRefusedError, match="sandbox refused"):
+        score(TASK, TASK.canonical, limits=LIMITS)
+
+
+def test_an_opted_out_score_records_what_it_lacked() -> None:
+    result = score(TASK, TASK.canonical, limits=replace(LIMITS, minimum=NO_MINIMUM))
+    assert result.passed, result.detail
+    # The result names the isolation that applied; below the default it lists what was missing.
+    assert result.isolation and set(result.below_default) <= {"netns", "pidns", "throwaway-uid"}
+    assert bool(result.below_default) == (result.isolation != "netns+pidns,throwaway-uid")

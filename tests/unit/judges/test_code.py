@@ -7,9 +7,11 @@ import time
 
 import pytest
 
+from tests.sandbox_privileges import sandbox_limits
 from tierroute.judges import CodeJudge, JudgeCase
+from tierroute.judges import code as code_module
 from tierroute.judges.code import build_program, candidate_code, prompt_examples, prompt_imports
-from tierroute.sandbox import Limits
+from tierroute.sandbox import Limits, SandboxResult
 
 PROMPT = '''Complete this function.
 
@@ -32,7 +34,7 @@ RIGHT = "```python\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n```"
 
 @pytest.fixture(scope="module")
 def judge() -> CodeJudge:
-    return CodeJudge(Limits(timeout_seconds=5.0, cpu_seconds=5), concurrency=2)
+    return CodeJudge(sandbox_limits(Limits(timeout_seconds=5.0, cpu_seconds=5)), concurrency=2)
 
 
 async def _run(judge: CodeJudge, answer: str, tests: str | None = None) -> tuple[bool, bool, str]:
@@ -116,6 +118,15 @@ async def test_rebinding_a_builtin_does_not_reach_the_checks(judge: CodeJudge) -
     assert decided and not acceptable, reason
 
 
+async def test_a_refusing_sandbox_leaves_the_verdict_undecided(
+    judge: CodeJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = SandboxResult("error", None, 0.1, "sandbox refused: ...", "audit-hook,own-uid", True)
+    monkeypatch.setattr(code_module, "run_python", lambda source, limits: refused)
+    decided, _, reason = await _run(judge, RIGHT)
+    assert not decided and "could not run" in reason
+
+
 async def test_caller_tests_take_precedence(judge: CodeJudge) -> None:
     assert (await _run(judge, RIGHT, tests="assert total([5]) == 5"))[:2] == (True, True)
     assert (await _run(judge, RIGHT, tests="assert total([5]) == 6"))[:2] == (True, False)
@@ -141,7 +152,7 @@ async def test_undecided_with_nothing_to_run(judge: CodeJudge) -> None:
 
 
 async def test_timeout_is_not_acceptable() -> None:
-    quick = CodeJudge(Limits(timeout_seconds=1.0, cpu_seconds=1))
+    quick = CodeJudge(sandbox_limits(Limits(timeout_seconds=1.0, cpu_seconds=1)))
     answer = "```python\ndef total(xs):\n    while True:\n        pass\n```"
     verdict = await quick.judge(JudgeCase(PROMPT, answer))
     assert verdict.decided and not verdict.acceptable and "timed out" in verdict.reason

@@ -17,6 +17,7 @@ import asyncio
 
 import pytest
 
+from tests.sandbox_privileges import sandbox_limits
 from tierroute.answers import is_correct
 from tierroute.judges import AgreementJudge, CodeJudge, JudgeCase
 from tierroute.judges.code import prompt_examples
@@ -26,7 +27,7 @@ from tierroute_tools.evaluation.code_tasks import CodeTask, build_prompt, checks
 from tierroute_tools.evaluation.tasks import arithmetic_items
 
 MIN_AGREEMENT = 0.9
-LIMITS = Limits(timeout_seconds=10.0)
+LIMITS = sandbox_limits(Limits(timeout_seconds=10.0))
 
 # The reference solution's value, made wrong on the way out (a "wrong return").
 BROKEN = """
