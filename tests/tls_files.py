@@ -184,3 +184,15 @@ def reissue_server(files: TlsFiles, lifetime: dt.timedelta) -> x509.Certificate:
     _write(files.server_key, key, cert)
     _write(files.server_cert, None, cert)
     return cert
+
+
+def client_pem(files: TlsFiles, names: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+    """PEM certificate and key of a client certificate of the test CA naming ``names``."""
+    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = _leaf("client", ca_key, ca_cert, server=False, names=names)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
