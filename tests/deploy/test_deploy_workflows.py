@@ -68,6 +68,19 @@ def test_ci_runs_make_test_and_the_area_checks() -> None:
         assert job["timeout-minutes"] <= 90
 
 
+def test_ci_gives_root_where_the_tests_need_it_and_checks_the_ordinary_user() -> None:
+    # The hosted runner is not root: `make test` (system package, sandbox minimum) goes through
+    # sudo, and one job runs the sandbox tests without it, where they assert the refusal.
+    jobs = load("ci.yml")["jobs"]
+    test = run_text(jobs["test"])
+    assert "sudo env" in test and test.index("sudo") < test.index("bash .ci/run")
+    unprivileged = run_text(jobs["sandbox-unprivileged"])
+    assert "sudo" not in unprivileged and "test_sandbox_minimum.py" in unprivileged
+    makefile = (ROOT / "Makefile").read_text()
+    system_deps = makefile.partition("\nsystem-deps:")[2].partition("\n\n")[0]
+    assert 'sudo="sudo"' in system_deps and "installing the Debian system package" in system_deps
+
+
 def test_release_builds_both_images_and_packages_the_chart() -> None:
     release = load("release.yml")
     assert release["on"] == {"push": {"tags": ["v*.*.*"]}}
