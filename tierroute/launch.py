@@ -145,8 +145,10 @@ class ServiceProcess:
         # (vLLM's EngineCore and its worker) stay in its process group: end them too, or
         # they live on, re-parented to init, holding the model's memory. WNOWAIT leaves the
         # exit status to Popen, and the unreaped leader keeps its group id from being reused.
-        with contextlib.suppress(ChildProcessError):  # already reaped by stop()
+        try:
             os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            return  # already reaped by stop(), which ended the group itself
         self._kill_group()
 
     def _kill_group(self) -> None:
