@@ -88,7 +88,8 @@ class RouterMetrics:
         )
         self.baseline_cost = Counter(
             p + "baseline_cost_usd_total",
-            "What the same requests would have cost on the largest tier (US dollars)",
+            "Estimated cost of the same requests on the largest tier alone: served token counts "
+            "at the largest tier's prices (US dollars)",
             registry=registry,
         )
         self.tokens = Counter(
