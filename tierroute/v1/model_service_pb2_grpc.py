@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class ModelServiceStub:
     """Serves one model. Streams tokens and ends every stream with a Finished event whose
-    confidence is also sent in the trailing metadata key "tierroute-confidence".
+    confidence is also sent in the trailing metadata key "tierroute-confidence". Once the prompt
+    is accepted, before the first token, the initial metadata key "tierroute-prompt-tokens"
+    carries its token count (decimal): a caller that leaves early still knows what it spent.
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
     field), RESOURCE_EXHAUSTED (RetryInfo) when the concurrent-stream limit is reached,
@@ -54,7 +56,9 @@ class ModelServiceStub:
 
 class ModelServiceServicer:
     """Serves one model. Streams tokens and ends every stream with a Finished event whose
-    confidence is also sent in the trailing metadata key "tierroute-confidence".
+    confidence is also sent in the trailing metadata key "tierroute-confidence". Once the prompt
+    is accepted, before the first token, the initial metadata key "tierroute-prompt-tokens"
+    carries its token count (decimal): a caller that leaves early still knows what it spent.
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
     field), RESOURCE_EXHAUSTED (RetryInfo) when the concurrent-stream limit is reached,
@@ -98,7 +102,9 @@ def add_ModelServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ModelService:
     """Serves one model. Streams tokens and ends every stream with a Finished event whose
-    confidence is also sent in the trailing metadata key "tierroute-confidence".
+    confidence is also sent in the trailing metadata key "tierroute-confidence". Once the prompt
+    is accepted, before the first token, the initial metadata key "tierroute-prompt-tokens"
+    carries its token count (decimal): a caller that leaves early still knows what it spent.
 
     Errors are gRPC statuses with google.rpc details: INVALID_ARGUMENT (BadRequest naming the
     field), RESOURCE_EXHAUSTED (RetryInfo) when the concurrent-stream limit is reached,
