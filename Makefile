@@ -36,15 +36,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip uninstall --quiet -y $(UNWANTED) 2>/dev/null || true
 	@touch $@
 
-system-deps:  ## Debian package the tests use (prometheus); announced, installed when missing (sudo unless root)
-	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then \
-		echo "system-deps: prometheus and promtool present, no system package installed"; \
+system-deps:  ## Debian packages the tests use (prometheus, redis-server); announced, installed when missing (sudo unless root)
+	@missing=""; \
+	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing="$$missing prometheus"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -z "$$missing" ]; then \
+		echo "system-deps: prometheus, promtool and redis-server present, no system package installed"; \
 	else \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		if [ -n "$$sudo" ] && ! command -v sudo >/dev/null; then \
-			echo "system-deps: the tests need Debian's prometheus package (prometheus, promtool): install it as root or with sudo" >&2; exit 1; fi; \
-		echo "system-deps: installing the Debian system package 'prometheus' (server + promtool) with apt-get$${sudo:+ through sudo}"; \
-		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+			echo "system-deps: the tests need Debian's packages$$missing: install them as root or with sudo" >&2; exit 1; fi; \
+		echo "system-deps: installing the Debian system package(s)$$missing with apt-get$${sudo:+ through sudo}"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 deploy-tools:  ## offline deployment checkers (helm sdk, kubernetes-validate, checkov, ...) in .venv-deploy
