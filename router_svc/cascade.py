@@ -356,7 +356,12 @@ class Cascade(Generic[Payload, Detail]):
     ) -> Escalation:
         """The escalation away from a failed tier, retracting what it forwarded."""
         sent = attempt.forwarded_tokens
-        when = f"after {sent} tokens reached the caller" if sent else "before its first token"
+        if sent:
+            when = f"after {sent} tokens reached the caller"
+        elif attempt.received_tokens:
+            when = f"after {attempt.received_tokens} tokens, none of which reached the caller"
+        else:
+            when = "before its first token"
         return Escalation(
             from_tier=attempt.tier,
             to_tier=to_tier,

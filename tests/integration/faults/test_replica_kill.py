@@ -1,8 +1,9 @@
 """A model-service replica SIGKILLed mid-stream, with two replicas of the small tier.
 
 Before the replica's first token the router retries on the other replica (the caller never
-knows); after tokens reached the caller it ends the stream with a clean UNAVAILABLE naming the
-tier (a retry would duplicate text). In BUFFERED mode nothing of the dead replica's answer was
+knows); after tokens reached a caller in DISABLED mode (no retraction) it ends the stream with a
+clean UNAVAILABLE naming the tier (a retry would duplicate text; the retracting modes fail over
+instead: ``test_midstream_failover.py``). In BUFFERED mode nothing of the dead replica's answer was
 forwarded, so the large tier answers instead. The router itself stays SERVING throughout.
 """
 
@@ -26,6 +27,7 @@ from tests.integration.faults.conftest import (
 )
 from tests.integration.faults.helpers import (
     BUFFERED,
+    DISABLED,
     STREAMING,
     CallResult,
     StreamWatch,
@@ -132,7 +134,7 @@ async def test_replica_killed_after_tokens_reached_the_caller_ends_cleanly(
     await both_healthy(replicas)
     watch = StreamWatch()
     async with router_stub(replicas.router.address) as stub:
-        pending = asyncio.create_task(call(stub, request(mode=STREAMING), DEADLINE, watch))
+        pending = asyncio.create_task(call(stub, request(mode=DISABLED), DEADLINE, watch))
         await wait_for(watch, 1)
         victim = await busy_replica(replicas)
         victim.kill()
@@ -149,7 +151,7 @@ async def test_replica_killed_after_tokens_reached_the_caller_ends_cleanly(
         assert again.code == grpc.StatusCode.OK, again.details
         assert again.finished.served_tier == "small"
     outcomes.record(
-        "small replica SIGKILLed after tokens reached the caller (STREAMING)",
+        "small replica SIGKILLed after tokens reached the caller (DISABLED, 2 replicas)",
         f'UNAVAILABLE after {result.deltas} tokens, {result.seconds:.2f} s: "{result.details}"; '
         "router SERVING, next call OK on the other replica",
     )
