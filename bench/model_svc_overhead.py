@@ -25,6 +25,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -318,12 +319,13 @@ def pooled(rounds: list[LevelResult]) -> LevelResult:
 
 def report(
     results: dict[str, dict[int, list[LevelResult]]], concurrency: Sequence[int]
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Print the Markdown table; return the JSON figures.
 
     Ratios and TTFT differences are medians over rounds of pairs measured back to back, which
     keeps them meaningful when other work on the machine comes and goes; the absolute figures
-    pool all rounds.
+    pool all rounds. Each round's ratio is kept too (``tok_s_ratio_rounds``), so the run-to-run
+    spread is quoted with the median.
     """
     names: tuple[str, ...] = (
         "tok_s_ratio",
@@ -337,7 +339,8 @@ def report(
         "frontend_cpu_ms_per_token",
         "vllm_frontend_cpu_ms_per_token",
     )
-    figures: dict[str, dict[str, float]] = {name: {} for name in names}
+    figures: dict[str, dict[str, Any]] = {name: {} for name in names}
+    figures["tok_s_ratio_rounds"] = {}
     print(
         "| concurrency | server | TTFT p50 (ms) | TTFT p99 (ms) | tokens/s | ratio (paired) "
         "| front-end CPU ms/token |"
@@ -345,11 +348,13 @@ def report(
     print("|---:|---|---:|---:|---:|---:|---:|")
     for c in concurrency:
         pairs = list(zip(results["tierroute"][c], results["vllm"][c], strict=True))
-        ratio = statistics.median(a.tokens_per_second() / b.tokens_per_second() for a, b in pairs)
+        rounds = [a.tokens_per_second() / b.tokens_per_second() for a, b in pairs]
+        ratio = statistics.median(rounds)
         delta = statistics.median(a.percentile(50) - b.percentile(50) for a, b in pairs)
         ours, theirs = pooled(results["tierroute"][c]), pooled(results["vllm"][c])
         key = str(c)
         figures["tok_s_ratio"][key] = round(ratio, 4)
+        figures["tok_s_ratio_rounds"][key] = [round(r, 4) for r in rounds]
         figures["ttft_p50_delta_ms"][key] = round(1000 * delta, 2)
         figures["ttft_p99_ms"][key] = round(1000 * ours.percentile(99), 2)
         figures["tok_s"][key] = round(ours.tokens_per_second(), 1)
@@ -411,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = args.model or model_path(CATALOG["small"], default_cache_dir())
     served_name = model.name
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"load average at the start: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    load_start = round(os.getloadavg()[0], 2)
+    print(f"load average at the start: {load_start:.1f}", file=sys.stderr)
     vllm_server = start_vllm_server(model, served_name, args)
     try:
         ours = start_model_service(model, served_name, args)
@@ -435,6 +441,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.killpg(vllm_server.pid, signal.SIGKILL)
     figures = report(results, args.concurrency)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    figures["run"] = {
+        "rounds": args.rounds,
+        "max_tokens": args.max_tokens,
+        "cpus": os.cpu_count(),
+        "load_average_start": load_start,
+        "load_average_end": round(os.getloadavg()[0], 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

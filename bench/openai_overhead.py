@@ -9,6 +9,11 @@ same token schedule (first token after ``--first-token-ms``, then one token ever
   ``python -m openai_gateway``: the difference is the endpoint's added cost;
 * LiteLLM: a scripted OpenAI-compatible backend called directly and through ``litellm``'s proxy.
 
+Like with like: LiteLLM's proxy refuses to start without a master key and checks it on every
+request, so the router checks API keys too (``auth.enabled`` with one throw-away key, sent by
+the gRPC baseline and through the endpoint alike); ``--router-auth off`` measures the router
+without key checks, as runs before this option did. The JSON records which.
+
 Both HTTP paths are driven by the same raw ``httpx`` streaming client. Reported: time to first
 token (TTFT) p50/p99 one request at a time, and requests/s at ``--concurrency``.
 
@@ -135,7 +140,23 @@ async def _until_signal() -> None:
 Probe = Callable[[], Awaitable[float]]  # returns the TTFT of one request (seconds)
 
 
-def grpc_probe(channel: grpc.aio.Channel, tokens: int) -> Probe:
+def _bench_key(key: str) -> dict[str, Any]:
+    """The router's configuration of ``key``: one tenant, limits far above the load."""
+    from router_svc.auth import hash_key
+
+    return {
+        "tenant": "bench",
+        "sha256": hash_key(key),
+        "permissions": {"streaming": True},
+        "rate_per_second": 1e6,
+        "burst": 1_000_000,
+        "max_concurrent_streams": 4096,
+    }
+
+
+def grpc_probe(
+    channel: grpc.aio.Channel, tokens: int, metadata: tuple[tuple[str, str], ...] = ()
+) -> Probe:
     """One streamed ``RouterService.Generate``; TTFT at the first text delta."""
     from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
@@ -155,7 +176,7 @@ def grpc_probe(channel: grpc.aio.Channel, tokens: int) -> Probe:
     async def probe() -> float:
         started = time.perf_counter()
         ttft = 0.0
-        async for event in stub.Generate(request, timeout=30):
+        async for event in stub.Generate(request, timeout=30, metadata=metadata):
             if not ttft and event.WhichOneof("event") == "delta" and event.delta.text:
                 ttft = time.perf_counter() - started
         return ttft
@@ -328,8 +349,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "classifier": {"enabled": False},
         "limits": {"max_concurrent_streams": 1024},
     }  # fmt: skip
+    key = f"tr-bench-{uuid.uuid4().hex}"  # this run's only key, never stored
+    router_auth: dict[str, str] = {}
+    if args.router_auth == "on":
+        config["auth"] = {"enabled": True, "keys": [_bench_key(key)]}
+        router_auth = {"authorization": f"Bearer {key}"}
     (run_dir / "router.yaml").write_text(json.dumps(config))  # JSON is YAML
-    results: dict[str, Any] = {"settings": vars(args) | {"litellm": LITELLM_VERSION}}
+    results: dict[str, Any] = {
+        "settings": vars(args) | {"litellm": LITELLM_VERSION},
+        # Both gateways check a key on every request unless --router-auth off.
+        "key_checks": {"tierroute": args.router_auth == "on", "litellm": True},
+    }
     procs = Processes(run_dir)
     try:
         procs.start("tiers", [*me, "--role=tiers", *schedule, *map(str, tier_ports)])
@@ -355,8 +385,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             url = f"http://127.0.0.1:{http_port}/v1/chat/completions"
             extra = {"max_tokens": args.tokens, "tierroute": {"fallback_mode": "streaming"}}
             probes = {
-                "grpc": grpc_probe(channel, args.tokens),
-                "openai_endpoint": http_probe(client, url, "tierroute-auto", extra),
+                "grpc": grpc_probe(channel, args.tokens, tuple(router_auth.items())),
+                "openai_endpoint": http_probe(client, url, "tierroute-auto", extra, router_auth),
             }
             if litellm is not None:
                 (backend_port, proxy_port), auth = litellm
@@ -450,6 +480,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token-ms", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=5, help="turns the paths take")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--router-auth",
+        choices=["on", "off"],
+        default="on",
+        help="API key checks in the router (on: like LiteLLM's master key)",
+    )
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--role", choices=["tiers", "backend"], help=argparse.SUPPRESS)
     parser.add_argument("ports", nargs="*", type=int, help=argparse.SUPPRESS)
