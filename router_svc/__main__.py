@@ -1,9 +1,14 @@
-"""``python -m router_svc [--config FILE] [--port N] [--metrics-port N]``: run the router."""
+"""``python -m router_svc [--config FILE] [--port N] [--metrics-port N]``: run the router.
+
+With ``workers.count`` above 1 (or ``auto``) this process supervises that many router
+processes sharing the port (:mod:`router_svc.workers`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +17,7 @@ from pydantic import ValidationError
 
 from router_svc.config import RouterSettings
 from router_svc.server import build_router
+from router_svc.workers import free_port, run_worker, share_port, supervise, worker_count
 from tierroute.config import ServerSettings
 from tierroute.logging import configure_logging
 from tierroute.server import run_until_signal
@@ -45,9 +51,11 @@ def load_settings(args: argparse.Namespace) -> RouterSettings:
     return settings
 
 
-async def serve(settings: RouterSettings) -> None:
-    """Build the router and serve until SIGTERM/SIGINT."""
+async def serve(settings: RouterSettings, reuse_port: bool = False) -> None:
+    """Build the router and serve until SIGTERM/SIGINT (``reuse_port``: as one of workers)."""
     app = build_router(settings)
+    if reuse_port:
+        share_port(app.bootstrap, settings.server)
     await run_until_signal(app.bootstrap, ready=app.ready, shutdown=app.shutdown)
 
 
@@ -60,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"router_svc: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.logging)
+    count = worker_count(settings.workers)
+    if count > 1:
+        server = settings.server
+        port = server.port or free_port(server.host)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        target = functools.partial(run_worker, argv, port)
+        print(f"router_svc: {count} workers on port {port}", file=sys.stderr)
+        return supervise(target, count, settings.workers, server.host, server.metrics_port)
     try:
         asyncio.run(serve(settings))
     except FileNotFoundError as exc:  # the classifier artefact is missing
