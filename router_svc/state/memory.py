@@ -75,8 +75,9 @@ class InProcessState:
 
     def _admissible(self, tenant: str, budget_usd: float) -> _Day:
         _, today = self._today(tenant)
-        if today.spent + sum(today.held.values()) >= budget_usd:
-            raise budget_refusal(tenant, budget_usd, today.spent, self._clock())
+        held = sum(today.held.values())
+        if today.spent + held >= budget_usd:
+            raise budget_refusal(tenant, budget_usd, today.spent, self._clock(), held)
         return today
 
     async def check_budget(self, tenant: str, budget_usd: float) -> None:

@@ -181,7 +181,7 @@ class RedisState:
         ]
         result = await self._call(self._reserve(keys=self._budget_keys(tenant, day), args=args))
         if not int(result[0]):
-            raise budget_refusal(tenant, budget_usd, float(result[1]), now)
+            raise budget_refusal(tenant, budget_usd, float(result[1]), now, float(result[2]))
         return day
 
     async def check_budget(self, tenant: str, budget_usd: float) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from router_svc.ledger import BudgetExhaustedError
+from tierroute.errors import OverloadedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,30 @@ def utc_day(now: float) -> tuple[str, dt.datetime]:
     return moment.date().isoformat(), midnight
 
 
+HELD_RETRY_SECONDS = 1.0
+"""Delay suggested when the budget is held by requests in flight (they end within seconds)."""
+
+
+class BudgetHeldError(OverloadedError):
+    """Spend is below the budget but what requests in flight reserved fills the rest: retry soon."""
+
+
 def budget_refusal(
-    tenant: str, budget_usd: float, spent_usd: float, now: float
-) -> BudgetExhaustedError:
-    """The RESOURCE_EXHAUSTED error of a tenant whose budget is used (or fully reserved)."""
+    tenant: str, budget_usd: float, spent_usd: float, now: float, held_usd: float = 0.0
+) -> OverloadedError:
+    """The RESOURCE_EXHAUSTED error of a tenant whose budget is used, or fully reserved.
+
+    Used up (``spent_usd >= budget_usd``): :class:`BudgetExhaustedError` until midnight UTC.
+    Reserved by requests still running: :class:`BudgetHeldError` with a short retry delay, since
+    their settlement usually gives most of it back.
+    """
+    if spent_usd < budget_usd:
+        return BudgetHeldError(
+            f"tenant {tenant}'s daily budget of {budget_usd:.6f} USD is held by requests in "
+            f"flight (spent {spent_usd:.6f} USD, reserved {held_usd:.6f} USD for their worst "
+            "case); retry when they finish",
+            retry_after_seconds=HELD_RETRY_SECONDS,
+        )
     _, midnight = utc_day(now)
     wait = max(0.0, midnight.timestamp() - now)
     return BudgetExhaustedError(tenant, budget_usd, spent_usd, midnight, wait)

@@ -1,8 +1,8 @@
 """Debian's ``redis-server`` on a loopback port for a test: started, killed, restarted, stopped.
 
 Installed with apt-get when missing (like Prometheus for the observability tests: ``make
-system-deps`` does the same). No persistence: a restarted server starts empty, the harshest
-recovery the router must survive.
+system-deps`` does the same). No persistence by default (a restarted server starts empty, the
+harshest recovery); ``durable`` keeps an append-only file synced on every write.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def redis_binary() -> str:
 class RedisServer:
     """One redis-server process on a fixed loopback port (kept across restarts)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, durable: bool = False) -> None:
+        """``durable``: an append-only file synced on every write, so a SIGKILL loses nothing
+        (as a managed Redis with durability would); otherwise nothing is persisted."""
+        self.durable = durable
         self.binary = redis_binary()
         self.port = port if port is not None else free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -70,7 +73,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.durable else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.workdir),
             ],
