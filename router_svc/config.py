@@ -23,7 +23,6 @@ from router_svc.quality.settings import QualitySettings
 from router_svc.rules import RulesSettings
 from router_svc.shadow import ShadowSettings
 from router_svc.start_tier.settings import StartTierSettings
-from router_svc.workers import WorkerSettings
 from router_svc.state.settings import StateSettings
 from router_svc.workers import WorkerSettings
 from tierroute.config import (
@@ -157,8 +156,6 @@ class RouterSettings(Settings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     """The quality loop (judged samples, learned escalation score, controlled thresholds); off
     by default. With it on, ``shadow.max_in_flight`` bounds the judged samples in flight."""
-    workers: WorkerSettings = WorkerSettings()
-    """Router processes sharing the port (``count: auto``: one per core given); 1: this one."""
     workers: WorkerSettings = WorkerSettings()
     """Router processes sharing the port (``count: auto``: one per core given); 1: this one."""
     start_tier: StartTierSettings = Field(default_factory=StartTierSettings)
