@@ -11,8 +11,10 @@ histograms add up; gauges carry a ``pid`` label or are summed per their mode). T
 port (kubelet probes) is served by worker 0. If a worker dies the supervisor stops the others
 and exits non-zero, so the pod restarts whole rather than serving on fewer cores unnoticed.
 
-A learned start tier with a ``state_path`` keeps one file per worker (``<name>.<index>``): each
-worker learns from the requests it serves until a shared store replaces the file.
+A learned start tier with a ``state_path`` keeps one file per worker (``<name>.<index>``), and
+the quality loop one ``state_dir/worker-<index>``: each worker learns from the requests it
+serves (and ``GetQuality`` answers for the worker that takes the call) until a shared store
+replaces the files.
 """
 
 from __future__ import annotations
@@ -202,6 +204,12 @@ def worker_settings(settings: RouterSettings, port: int, index: int) -> RouterSe
     if path is not None:
         update["start_tier"] = settings.start_tier.model_copy(
             update={"state_path": worker_path(path, index)}
+        )
+    state_dir = settings.quality.state_dir
+    if state_dir is not None:
+        # Each worker's quality loop judges its own requests and saves its own state.
+        update["quality"] = settings.quality.model_copy(
+            update={"state_dir": state_dir / f"worker-{index}"}
         )
     return settings.model_copy(update=update)
 

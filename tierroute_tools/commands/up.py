@@ -67,6 +67,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--router-port", type=int, default=50051, help="router gRPC port")
     parser.add_argument("--http-port", type=int, default=8080, help="OpenAI endpoint port")
+    parser.add_argument(
+        "--router-workers",
+        help="router processes sharing its port (default: auto = one per core; 1 with --demo, "
+        "whose figures come from one router's quality loop)",
+    )
     parser.add_argument("--no-http", action="store_true", help="do not start the HTTP endpoint")
     parser.add_argument("--no-prepare", action="store_true", help="fail instead of preparing")
     parser.set_defaults(func=run)
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = default_cache_dir() / "run"
     if args.demo:
         overrides.update(demo_quality_overrides(run_dir / "quality"))
+    overrides["workers"] = {"count": args.router_workers or ("1" if args.demo else "auto")}
     if not args.no_prepare:
         section = overrides.get("classifier")
         classifier_off = isinstance(section, dict) and section.get("enabled") is False

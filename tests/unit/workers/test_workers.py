@@ -35,6 +35,7 @@ def test_each_worker_gets_the_shared_port_and_its_own_state_file(tmp_path: Path)
         {
             "server": {"port": 0, "metrics_port": 9100, "health_port": 9200},
             "start_tier": {"enabled": True, "state_path": str(tmp_path / "start.npz")},
+            "quality": {"state_dir": str(tmp_path / "quality")},
         }
     )
     first, second = (worker_settings(settings, 50123, i) for i in (0, 1))
@@ -46,3 +47,4 @@ def test_each_worker_gets_the_shared_port_and_its_own_state_file(tmp_path: Path)
     assert second.server.health_port is None
     assert first.start_tier.state_path == tmp_path / "start.npz.0"
     assert second.start_tier.state_path == tmp_path / "start.npz.1"
+    assert second.quality.state_dir == tmp_path / "quality" / "worker-1"
