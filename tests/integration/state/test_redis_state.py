@@ -19,7 +19,7 @@ from router_svc.state.metrics import StateMetrics
 from router_svc.state.redis_store import RedisState
 from router_svc.state.resilient import BudgetUnavailableError, ResilientState
 from router_svc.state.settings import BudgetFailMode, StateBackend, StateSettings
-from router_svc.state.store import StateUnavailableError
+from router_svc.state.store import BudgetHeldError, StateUnavailableError
 from tests.integration.state.redis_server import RedisServer
 
 BUDGET = 1.0
@@ -56,10 +56,14 @@ async def until_replayed(state: ResilientState) -> None:
 
 async def _request(state: RedisState, actual: float) -> float:
     """Reserve the worst case, 'run', settle to ``actual``; returns what was charged."""
-    try:
-        reservation = await state.reserve("acme", BUDGET, WORST)
-    except BudgetExhaustedError:
-        return 0.0
+    while True:
+        try:
+            reservation = await state.reserve("acme", BUDGET, WORST)
+            break
+        except BudgetHeldError:
+            await asyncio.sleep(0.005)  # held by requests in flight: retry, as RetryInfo says
+        except BudgetExhaustedError:
+            return 0.0
     await asyncio.sleep(0.01)
     await state.settle(reservation, actual)
     return actual
@@ -85,13 +89,13 @@ async def test_a_settlement_is_applied_once_and_expired_reservations_free_the_bu
     state = RedisState(redis_client(settings(redis_server)), reservation_ttl_seconds=0.2)
     try:
         first = await state.reserve("acme", BUDGET, BUDGET)  # holds the whole budget
-        with pytest.raises(BudgetExhaustedError):
+        with pytest.raises(BudgetHeldError, match="in flight"):
             await state.reserve("acme", BUDGET, WORST)
         await state.settle(first, 0.25)
         await state.settle(first, 0.25)  # a replayed settlement: no second charge
         assert await state.spent("acme") == pytest.approx(0.25)
         lost = await state.reserve("acme", BUDGET, 0.75)  # its replica "dies": never settled
-        with pytest.raises(BudgetExhaustedError):
+        with pytest.raises(BudgetHeldError):
             await state.check_budget("acme", BUDGET)
         await asyncio.sleep(0.3)
         await state.check_budget("acme", BUDGET)  # the lost reservation expired
