@@ -27,13 +27,16 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import grpc
 import structlog
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from pydantic import Field
 
 from tierroute.config import Section, ServerSettings
@@ -105,6 +108,43 @@ def worker_path(path: Path, index: int) -> Path:
     return path.with_name(f"{path.name}.{index}")
 
 
+class WorkerProcesses:
+    """``process_*`` metrics of every worker, labelled by ``pid`` (the workers' own process
+    collectors cannot be summed across processes: resident memory per process is what the
+    memory alert watches)."""
+
+    def __init__(self, pids: Callable[[], Sequence[int]], proc: Path = Path("/proc")) -> None:
+        self._pids = pids
+        self._proc = proc
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def collect(self) -> Iterator[Metric]:
+        """Resident memory, open file descriptors and CPU seconds of each live worker."""
+        rss = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory size in bytes.", labels=["pid"]
+        )
+        fds = GaugeMetricFamily(
+            "process_open_fds", "Number of open file descriptors.", labels=["pid"]
+        )
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds", "Total user and system CPU time in seconds.", labels=["pid"]
+        )
+        for pid in self._pids():
+            base = self._proc / str(pid)
+            try:
+                # After the command name (which may hold spaces): state is field 3 of stat.
+                fields = (base / "stat").read_text().rpartition(")")[2].split()
+                open_fds = len(os.listdir(base / "fd"))
+            except OSError:
+                continue  # the worker just exited
+            label = [str(pid)]
+            rss.add_metric(label, float(int(fields[21]) * self._page))
+            fds.add_metric(label, float(open_fds))
+            cpu.add_metric(label, (int(fields[11]) + int(fields[12])) / self._ticks)
+        yield from (rss, fds, cpu)
+
+
 def supervise(
     target: Callable[[int, int], None],
     count: int,
@@ -118,11 +158,6 @@ def supervise(
     Returns the exit code: 0 after SIGTERM/SIGINT stopped every worker cleanly, 1 when a worker
     died on its own.
     """
-    # Imported here: the supervisor's own prometheus_client must not be in multiprocess mode,
-    # only its collector reads the files.
-    from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-
     owned = settings.metrics_dir is None
     directory = Path(tempfile.mkdtemp(prefix="router-metrics-")) if owned else settings.metrics_dir
     assert directory is not None
@@ -152,6 +187,9 @@ def supervise(
         if metrics_port is not None:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+            registry.register(
+                WorkerProcesses(lambda: [w.pid for w in workers if w.pid and w.is_alive()])
+            )
             http_server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
             bound = int(http_server.server_port)
         _log.info("workers started", workers=count, pids=[w.pid for w in workers], metrics=bound)

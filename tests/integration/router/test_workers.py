@@ -129,7 +129,7 @@ def per_worker(metrics_dir: Path, name: str) -> Counter[int]:
     counts: Counter[int] = Counter()
     for path in metrics_dir.glob("counter_*.db"):
         pid = int(path.stem.split("_")[-1])
-        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
             if json.loads(key)[1] == name:
                 counts[pid] += value
     return counts
@@ -147,6 +147,8 @@ async def test_requests_spread_over_the_workers_and_metrics_sum(pod: Pod) -> Non
     text = await asyncio.to_thread(scrape, pod.router.metrics_port)
     assert total(text, "tierroute_router_decisions_total") == REQUESTS
     assert total(text, "tierroute_router_requests_total") == REQUESTS
+    # Each worker's own process metrics, by pid (what the memory alert watches).
+    assert len(re.findall(r"^process_resident_memory_bytes\{pid=", text, re.MULTILINE)) == WORKERS
     # Each worker learns from its own requests; together they learned from all of them.
     trained = total(text, "tierroute_router_start_tier_training_outcomes")
     assert trained == REQUESTS
