@@ -1,17 +1,24 @@
-"""Benchmark the router's decision: rules + tokenisation + ONNX classifier, on this machine.
+"""Benchmark the router's decision: rules + tokenisation + classifier, per encoder, on this machine.
 
-Latency: p50 / p99 / max over ``--runs`` decisions (default 500) for prompts of 8 ... 8192
-tokens (before truncation), for each model (fp32, int8) and intra-op thread count (1, 2),
-timed around ``RuleSet.evaluate`` + one :meth:`OnnxClassifier.score_batch` call (the work of
-one decision). The shipped configuration (int8, settings defaults) is also timed through the
-async :meth:`OnnxClassifier.score`, thread-pool hop included, and its throughput measured with
-1, 16 and 64 concurrent callers on 32-token prompts (also printed for ``batch_mode="padded"``).
+For each encoder in ``--encoders`` (default: ``static minilm``, side by side in one run):
 
-    python bench/router_decision.py [--artifact-dir DIR] [--runs 500] [--json out.json]
+- latency: p50 / p99 / max over ``--runs`` decisions (default 500) for prompts of 8 ... 8192
+  tokens (before truncation), through the async ``score`` (MiniLM: thread-pool hop included);
+- throughput with 1, 16 and 64 concurrent callers on 32-token prompts;
+- full load: ``--load-callers`` callers (default 64) deciding through the router's own
+  :class:`RoutingPolicy` (rules, classifier, the default 8 ms time budget) for
+  ``--load-seconds``; the decision latency percentiles and how many decisions fell back to the
+  default tier because the classifier missed its budget.
 
-Needs the artefact (``tierroute classifier build``). ``--json`` writes the shipped
-configuration's ``{"p50_ms": {"8": ...}, "p99_ms": ..., "max_ms": ..., "decisions_per_s":
-{"1": ..., "16": ..., "64": ...}}``.
+With MiniLM also the grid of models (fp32, int8) x intra-op threads (1, 2), timed around
+``RuleSet.evaluate`` + one ``score_batch`` call (``--no-grid`` skips it).
+
+    python bench/router_decision.py [--encoders static minilm] [--runs 500] [--json out.json]
+
+Needs the artefacts (``tierroute classifier build --encoder all``). ``--json`` writes the
+default encoder's ``{"p50_ms": {"8": ...}, "p99_ms": ..., "max_ms": ..., "decisions_per_s":
+{"1": ..., "16": ..., "64": ...}}`` plus ``"full_load"`` and, per encoder, the same under
+``"encoders": {"static": ..., "minilm": ...}``.
 """
 
 from __future__ import annotations
@@ -25,15 +32,25 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from router_svc.classifier import ClassifierSettings, OnnxClassifier
+from router_svc.classifier import (
+    Classifier,
+    ClassifierSettings,
+    LoadedClassifier,
+    OnnxClassifier,
+    load_classifier,
+)
+from router_svc.config import PolicySettings
+from router_svc.policy import REASON_DEFAULT, RoutingPolicy
 from router_svc.rules import RuleSet, RulesSettings
 from tierroute.classifier_artifact import (
     FP32_MODEL_FILE,
     MODEL_FILE,
+    STATIC_SUBDIR,
     TOKENIZER_FILE,
     default_artifact_dir,
 )
@@ -101,7 +118,7 @@ def time_sync(
 
 
 async def time_async(
-    classifier: OnnxClassifier, rules: RuleSet, prompts: Sequence[str], runs: int
+    classifier: Classifier, rules: RuleSet, prompts: Sequence[str], runs: int
 ) -> list[float]:
     """Like :func:`time_sync` through the async ``score`` (thread-pool hop included)."""
     for text in prompts[:20]:
@@ -116,7 +133,7 @@ async def time_async(
 
 
 async def throughput(
-    classifier: OnnxClassifier, rules: RuleSet, prompts: Sequence[str], concurrency: int
+    classifier: Classifier, rules: RuleSet, prompts: Sequence[str], concurrency: int
 ) -> float:
     """Decisions per second with ``concurrency`` callers each deciding in a loop."""
     total = max(400, 20 * concurrency)
@@ -134,22 +151,47 @@ async def throughput(
     return total / (time.perf_counter() - started)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print tables (markdown)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifact-dir", type=Path, default=default_artifact_dir())
-    parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument(
-        "--json", type=Path, default=None, help="write the shipped config's numbers"
+async def full_load(
+    classifier: LoadedClassifier, prompts: Sequence[str], callers: int, seconds: float
+) -> dict[str, float]:
+    """``callers`` concurrent decisions through the router's policy for ``seconds``."""
+    policy = RoutingPolicy(
+        ("small", "large"),
+        rules=RuleSet(RulesSettings()),
+        classifier=classifier,
+        threshold=classifier.default_threshold,
+        # The router's default budget: past it the default tier decides (a "fallback").
+        classifier_timeout=PolicySettings().classifier_timeout_ms / 1000.0,
     )
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
-    args = parser.parse_args(argv)
+    latencies: list[float] = []
+    fallbacks = 0
+    texts = itertools.cycle(prompts)
+    end = time.perf_counter() + seconds
 
-    tokenizer = Tokenizer.from_file(str(args.artifact_dir / TOKENIZER_FILE))
-    prompts = {n: corpus_prompts(tokenizer, n, 50) for n in args.lengths}
-    short = corpus_prompts(tokenizer, THROUGHPUT_TOKENS, 200)
-    rules = RuleSet(RulesSettings())
-    print(f"# router decision benchmark ({os.cpu_count()} CPUs, {args.runs} runs per cell)\n")
+    async def caller() -> None:
+        nonlocal fallbacks
+        while time.perf_counter() < end:
+            decision = await policy.decide(next(texts))
+            latencies.append(decision.latency_seconds * 1000.0)
+            fallbacks += decision.reason == REASON_DEFAULT
+            await asyncio.sleep(0)  # let the other callers in, as a server's requests would
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    elapsed = time.perf_counter() - started
+    stats = percentiles(latencies)
+    return {
+        "p50_ms": round(stats["p50"], 4),
+        "p99_ms": round(stats["p99"], 4),
+        "max_ms": round(stats["max"], 3),
+        "decisions_per_s": round(len(latencies) / elapsed, 1),
+        "decisions": len(latencies),
+        "budget_fallbacks": fallbacks,
+    }
+
+
+def grid(args: argparse.Namespace, prompts: dict[int, list[str]], rules: RuleSet) -> None:
+    """MiniLM's model x threads grid (sync ``score_batch``), printed as Markdown."""
     print("| model | threads | " + " | ".join(f"{n} tok p50/p99/max ms" for n in args.lengths))
     print("|---|---|" + "---|" * len(args.lengths))
     cpu_rows: list[str] = []
@@ -174,41 +216,107 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nCPU time per decision, p50 ms (all threads of the process):\n")
     print("| model | threads | " + " | ".join(f"{n} tok" for n in args.lengths))
     print("|---|---|" + "---|" * len(args.lengths))
-    print("\n".join(cpu_rows))
+    print("\n".join(cpu_rows) + "\n")
 
-    shipped = OnnxClassifier.load(ClassifierSettings(model_path=args.artifact_dir / MODEL_FILE))
-    result: dict[str, dict[str, float]] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
 
-    async def shipped_run() -> dict[str, float]:
-        for n in args.lengths:
-            stats = percentiles(await time_async(shipped, rules, prompts[n], args.runs))
-            for key in ("p50", "p99", "max"):
-                result[f"{key}_ms"][str(n)] = round(stats[key], 3)
-        return {str(c): round(await throughput(shipped, rules, short, c), 1) for c in CONCURRENCY}
-
-    result["decisions_per_s"] = asyncio.run(shipped_run())
-    shipped.close()
-    padded = OnnxClassifier.load(
-        ClassifierSettings(model_path=args.artifact_dir / MODEL_FILE, batch_mode="padded")
+def load_encoder(args: argparse.Namespace, encoder: str) -> LoadedClassifier:
+    """The encoder's classifier with the router's default settings."""
+    return load_classifier(
+        ClassifierSettings(
+            encoder=encoder,  # type: ignore[arg-type]
+            model_path=args.artifact_dir / MODEL_FILE,
+            static_dir=args.artifact_dir / STATIC_SUBDIR,
+        )
     )
 
-    async def padded_run() -> dict[str, float]:
-        return {str(c): await throughput(padded, rules, short, c) for c in CONCURRENCY}
 
-    padded_rates = asyncio.run(padded_run())
-    padded.close()
-    print("\nshipped configuration (int8, defaults, async score incl. thread hop):")
-    for n in args.lengths:
+def measure_encoder(
+    args: argparse.Namespace,
+    encoder: str,
+    prompts: dict[int, list[str]],
+    short: list[str],
+    rules: RuleSet,
+) -> dict[str, Any]:
+    """Latency per length, throughput per concurrency and the full-load figures of one encoder."""
+    classifier = load_encoder(args, encoder)
+    result: dict[str, Any] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
+
+    async def run() -> None:
+        await classifier.score("warm-up")
+        for n in args.lengths:
+            stats = percentiles(await time_async(classifier, rules, prompts[n], args.runs))
+            for key in ("p50", "p99", "max"):
+                result[f"{key}_ms"][str(n)] = round(stats[key], 4)
+        result["decisions_per_s"] = {
+            str(c): round(await throughput(classifier, rules, short, c), 1) for c in CONCURRENCY
+        }
+        result["full_load"] = await full_load(
+            classifier, short, args.load_callers, args.load_seconds
+        )
+
+    try:
+        asyncio.run(run())
+    finally:
+        classifier.close()
+    return result
+
+
+def report(encoder: str, result: dict[str, Any], lengths: Sequence[int]) -> None:
+    """One encoder's figures, printed."""
+    print(f"\nencoder {encoder} (router defaults, async score):")
+    for n in lengths:
         print(
-            f"  {n:>5} tokens: p50 {result['p50_ms'][str(n)]:.2f} ms, "
-            f"p99 {result['p99_ms'][str(n)]:.2f} ms, max {result['max_ms'][str(n)]:.1f} ms"
+            f"  {n:>5} tokens: p50 {result['p50_ms'][str(n)]:.3f} ms, "
+            f"p99 {result['p99_ms'][str(n)]:.3f} ms, max {result['max_ms'][str(n)]:.2f} ms"
         )
     rates = ", ".join(f"{c} callers {v:,.0f}/s" for c, v in result["decisions_per_s"].items())
     print(f"  throughput ({THROUGHPUT_TOKENS}-token prompts): {rates}")
-    rates = ", ".join(f"{c} callers {v:,.0f}/s" for c, v in padded_rates.items())
-    print(f"  same with batch_mode=padded: {rates}")
-    print(f"  1-minute load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    load = result["full_load"]
+    print(
+        f"  full load (policy, 8 ms budget): p50 {load['p50_ms']:.3f} ms, p99 "
+        f"{load['p99_ms']:.3f} ms, max {load['max_ms']:.2f} ms, {load['decisions_per_s']:,.0f} "
+        f"decisions/s, {load['budget_fallbacks']} of {load['decisions']} fell back on the budget",
+        flush=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print tables (markdown)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifact-dir", type=Path, default=default_artifact_dir())
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument(
+        "--json", type=Path, default=None, help="write the figures (see the module docstring)"
+    )
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
+    parser.add_argument(
+        "--encoders", nargs="+", choices=("static", "minilm"), default=["static", "minilm"]
+    )
+    parser.add_argument("--no-grid", action="store_true", help="skip MiniLM's model x threads")
+    parser.add_argument("--load-callers", type=int, default=64)
+    parser.add_argument("--load-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+
+    # Prompt lengths are counted in MiniLM's WordPiece tokens (the static encoder's tokenizer is
+    # the same vocabulary, pruned), so both encoders see the same texts.
+    tokenizer_path = args.artifact_dir / TOKENIZER_FILE
+    if not tokenizer_path.is_file():
+        tokenizer_path = args.artifact_dir / STATIC_SUBDIR / TOKENIZER_FILE
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    prompts = {n: corpus_prompts(tokenizer, n, 50) for n in args.lengths}
+    short = corpus_prompts(tokenizer, THROUGHPUT_TOKENS, 200)
+    rules = RuleSet(RulesSettings())
+    print(f"# router decision benchmark ({os.cpu_count()} CPUs, {args.runs} runs per cell)\n")
+    if "minilm" in args.encoders and not args.no_grid:
+        grid(args, prompts, rules)
+    encoders = {}
+    for encoder in args.encoders:
+        encoders[encoder] = measure_encoder(args, encoder, prompts, short, rules)
+        report(encoder, encoders[encoder], args.lengths)
+    print(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     if args.json is not None:
+        default = encoders[args.encoders[0]]
+        result = {**default, "encoder": args.encoders[0], "encoders": encoders}
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 

@@ -14,10 +14,14 @@ deltas, ``Finished``; no policy, cascade, ledger, metrics or logs): it shows wha
    latency p99 the router reported (``Routed.decision.decision_latency_ms``) under that load,
    and the CPU time the router (and the proxy) used per stream, read from ``/proc`` (Linux).
 
-The classifier is off by default (rules + default tier), so the figures are the router's own
-cost; ``--classifier`` loads the ONNX artefact and the decision then includes its time.
+``--encoders`` starts one router per classifier setting, side by side in the same run (the
+direct and proxy paths are shared): ``none`` (classifier off: rules + default tier, the router's
+own cost), ``static`` (the default static-embedding encoder) and ``minilm`` (the ONNX MiniLM).
+The default is ``none``; ``--classifier`` is short for ``--encoders static``. The JSON keeps its
+top-level keys for the first encoder listed and adds one entry per encoder under ``encoders``.
 
-    python bench/router_overhead.py [--requests 500] [--duration 10] [--json PATH]
+    python bench/router_overhead.py [--encoders none static minilm] [--requests 500]
+        [--duration 10] [--json PATH]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from tierroute.v1 import (
 )
 
 PROMPT = "Tell me about Roman aqueducts."
+ENCODERS = ("none", "static", "minilm")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -184,8 +189,8 @@ class Caller:
 
 
 async def latency(paths: dict[str, str], requests: int, mode: int) -> dict[str, list[float]]:
-    """Interleaved one-at-a-time calls on every path: TTFT samples (ms) per path, and the
-    router's decision latencies (ms) under ``"decision"``."""
+    """Interleaved one-at-a-time calls on every path: TTFT samples (ms) per path, and each
+    router's decision latencies (ms) under ``"decision:<path>"``."""
     async with contextlib.AsyncExitStack() as stack:
         callers = {}
         for name, target in paths.items():
@@ -194,14 +199,20 @@ async def latency(paths: dict[str, str], requests: int, mode: int) -> dict[str, 
         for _ in range(50):  # warm-up: connections, code paths
             for caller in callers.values():
                 await caller.call()
-        samples: dict[str, list[float]] = {name: [] for name in [*paths, "decision"]}
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        samples |= {f"decision:{name}": [] for name in paths if is_router(name)}
         for _ in range(requests):
             for name, caller in callers.items():
                 ttft, decision, _ = await caller.call()
                 samples[name].append(ttft * 1000)
-                if name == "routed":
-                    samples["decision"].append(decision or 0.0)
+                if is_router(name):
+                    samples[f"decision:{name}"].append(decision or 0.0)
     return samples
+
+
+def is_router(path: str) -> bool:
+    """Whether a path name is one of the routers (``routed:<encoder>``)."""
+    return path.startswith("routed")
 
 
 async def load(
@@ -212,13 +223,14 @@ async def load(
     errors = 0
     decisions: list[float] = []
     by_classifier = 0
+    by_default = 0
     async with grpc.aio.insecure_channel(target) as channel:
         caller = Caller(channel, routed, mode)
         await caller.call()  # connect first
         end = time.perf_counter() + duration
 
         async def user() -> None:
-            nonlocal completed, errors, by_classifier
+            nonlocal completed, errors, by_classifier, by_default
             while time.perf_counter() < end:
                 try:
                     _, decision, reason = await caller.call()
@@ -229,6 +241,7 @@ async def load(
                 if decision is not None:
                     decisions.append(decision)
                 by_classifier += reason == "classifier"
+                by_default += reason == "default"
 
         started = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(concurrency)))
@@ -239,6 +252,7 @@ async def load(
         "seconds": elapsed,
         "decision_ms": decisions,
         "by_classifier": by_classifier,
+        "by_default": by_default,
     }
 
 
@@ -320,6 +334,7 @@ def run_load(target: str, routed: bool, args: argparse.Namespace) -> dict[str, A
         "errors": sum(r["errors"] for r in results),
         "decision_p99_ms": percentile(decisions, 99) if decisions else None,
         "classifier_share": sum(r["by_classifier"] for r in results) / max(1, completed),
+        "default_tier_decisions": sum(r["by_default"] for r in results),
     }
 
 
@@ -330,14 +345,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def router_config(path: Path, model: str, classifier: bool) -> None:
-    """A two-tier router over the one fast model service."""
+def router_config(path: Path, model: str, encoder: str) -> None:
+    """A two-tier router over the one fast model service; ``encoder`` ``none`` = no classifier."""
     tiers = [
         {"name": n, "endpoints": [model], "input_usd_per_mtok": p, "output_usd_per_mtok": 2 * p}
         for n, p in (("small", 0.1), ("large", 1.0))
     ]
     config = {
-        "classifier": {"enabled": classifier},
+        "classifier": {"enabled": encoder != "none"}
+        | ({"encoder": encoder} if encoder != "none" else {}),
         "tiers": tiers,
         "limits": {"max_concurrent_streams": 4096},
     }
@@ -353,6 +369,7 @@ def measure(
     for name, target in paths.items():
         before = cpu_seconds(pids[name])
         loads[name] = run_load(target, name != "direct", args)
+        print(f"load on {name}: {loads[name]['streams_per_s']:.0f} streams/s", file=sys.stderr)
         loads[name]["cpu_us_per_stream"] = (
             (cpu_seconds(pids[name]) - before) / max(1, loads[name]["completed"]) * 1e6
         )
@@ -361,91 +378,119 @@ def measure(
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Start the processes, measure, stop them; the results."""
-    ports = {name: free_port() for name in ("direct", "proxy", "routed")}
+    routers = [f"routed:{encoder}" for encoder in args.encoders]
+    ports = {name: free_port() for name in ("direct", "proxy", *routers)}
     paths = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     me = [sys.executable, __file__]
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "router.yaml"
-        router_config(config, paths["direct"], args.classifier)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         env = {**os.environ, "TIERROUTE_LOGGING__LEVEL": args.router_log_level}
         serve = [*me, "--serve-model", str(ports["direct"]), "--tokens", str(args.tokens)]
         proxy = [*me, "--serve-proxy", str(ports["proxy"]), "--target", paths["direct"]]
-        route = [sys.executable, "-m", "router_svc", "--config", str(config)]
-        route += ["--port", str(ports["routed"])]
-        with process(serve, Path(tmp) / "model.log") as model_proc:
-            wait_serving(paths["direct"])  # before the router starts: it finds its tiers healthy
-            with (
-                process(proxy, Path(tmp) / "proxy.log") as proxy_proc,
-                process(route, Path(tmp) / "router.log", env) as router_proc,
-            ):
-                wait_serving(paths["proxy"])
-                wait_serving(paths["routed"])
-                pids = {"direct": model_proc.pid, "proxy": proxy_proc.pid}
-                pids["routed"] = router_proc.pid
-                samples, loads = measure(args, paths, pids)
+        model_proc = stack.enter_context(process(serve, Path(tmp) / "model.log"))
+        wait_serving(paths["direct"])  # before the routers start: they find their tiers healthy
+        pids = {"direct": model_proc.pid}
+        pids["proxy"] = stack.enter_context(process(proxy, Path(tmp) / "proxy.log")).pid
+        for name, encoder in zip(routers, args.encoders, strict=True):
+            config = Path(tmp) / f"router-{encoder}.yaml"
+            router_config(config, paths["direct"], encoder)
+            route = [sys.executable, "-m", "router_svc", "--config", str(config)]
+            route += ["--port", str(ports[name])]
+            log = Path(tmp) / f"router-{encoder}.log"
+            pids[name] = stack.enter_context(process(route, log, env)).pid
+        for target in paths.values():
+            wait_serving(target)
+        samples, loads = measure(args, paths, pids)
     ttft = {name: samples[name] for name in paths}
     p50 = {name: statistics.median(values) for name, values in ttft.items()}
     p99 = {name: percentile(values, 99) for name, values in ttft.items()}
+    encoders = {}
+    for name, encoder in zip(routers, args.encoders, strict=True):
+        decisions = samples[f"decision:{name}"]
+        encoders[encoder] = {
+            "added_ttft_p50_ms": p50[name] - p50["direct"],
+            "added_ttft_p99_ms": p99[name] - p99["direct"],
+            "routed_streams_per_s": loads[name]["streams_per_s"],
+            "cpu_us_per_stream": loads[name]["cpu_us_per_stream"],
+            "decision_p50_ms": statistics.median(decisions),
+            "decision_p99_ms": percentile(decisions, 99),
+            "decision_p99_ms_under_load": loads[name]["decision_p99_ms"],
+            "classifier_share_under_load": loads[name]["classifier_share"],
+            # With a classifier on, "default" decisions are the ones that missed its time budget
+            # (or saw it fail): the rules and the classifier decide everything else.
+            "default_tier_decisions_under_load": loads[name]["default_tier_decisions"],
+            "errors": loads[name]["errors"],
+        }
+    first = encoders[args.encoders[0]]
     return {
         "ttft_p50_ms": p50,
         "ttft_p99_ms": p99,
         "streams_per_s": {name: loads[name]["streams_per_s"] for name in paths},
         "cpu_us_per_stream": {name: loads[name]["cpu_us_per_stream"] for name in paths},
-        "added_ttft_p50_ms": p50["routed"] - p50["direct"],
-        "added_ttft_p99_ms": p99["routed"] - p99["direct"],
+        **{key: first[key] for key in TOP_LEVEL_KEYS},
         "proxy_added_ttft_p50_ms": p50["proxy"] - p50["direct"],
-        "decision_p50_ms": statistics.median(samples["decision"]),
-        "decision_p99_ms": percentile(samples["decision"], 99),
-        "routed_streams_per_s": loads["routed"]["streams_per_s"],
-        "decision_p99_ms_under_load": loads["routed"]["decision_p99_ms"],
-        "classifier_share_under_load": loads["routed"]["classifier_share"],
+        "decision_p50_ms": first["decision_p50_ms"],
+        "decision_p99_ms": first["decision_p99_ms"],
+        "classifier_share_under_load": first["classifier_share_under_load"],
         "errors": sum(load["errors"] for load in loads.values()),
+        "encoders": encoders,
         "settings": {
             "requests": args.requests,
             "duration_s": args.duration,
             "concurrency": args.concurrency,
             "workers": args.workers,
             "tokens": args.tokens,
-            "classifier": args.classifier,
+            "encoders": list(args.encoders),
             "mode": router_service_pb2.FallbackMode.Name(args.mode),
             "cpus": os.cpu_count(),
         },
     }
 
 
+TOP_LEVEL_KEYS = (
+    "added_ttft_p50_ms",
+    "added_ttft_p99_ms",
+    "routed_streams_per_s",
+    "decision_p99_ms_under_load",
+)
+"""The JSON's historical keys (the first encoder's figures)."""
+
+
 def table(result: dict[str, Any]) -> str:
-    """A Markdown table of the results."""
+    """Markdown tables of the results."""
     r, s = result, result["settings"]
-    classifier = "on" if s["classifier"] else "off"
-    names = {"direct": "direct", "proxy": "bare gRPC proxy", "routed": "router"}
     lines = [
-        f"{s['tokens']} tokens per stream, {s['mode']}, classifier {classifier}, "
+        f"{s['tokens']} tokens per stream, {s['mode']}, "
         f"{s['concurrency']} concurrent streams from {s['workers']} load processes, "
         f"{s['cpus']} CPUs",
         "",
         "| path | TTFT p50 (ms) | TTFT p99 (ms) | streams/s | server CPU per stream (us) |",
         "|---|---:|---:|---:|---:|",
     ]
+    names = {"direct": "direct", "proxy": "bare gRPC proxy"}
+    names |= {f"routed:{e}": f"router, classifier {e}" for e in s["encoders"]}
     for key, name in names.items():
         lines.append(
             f"| {name} | {r['ttft_p50_ms'][key]:.2f} | {r['ttft_p99_ms'][key]:.2f} "
             f"| {r['streams_per_s'][key]:.0f} | {r['cpu_us_per_stream'][key]:.0f} |"
         )
-    budget = (
-        f" ({r['classifier_share_under_load']:.0%} decided by the classifier, the rest by the "
-        "default tier after the classifier missed its time budget)"
-        if s["classifier"]
-        else ""
-    )
     lines += [
         "",
-        f"Added by the router: TTFT p50 {r['added_ttft_p50_ms']:+.2f} ms, p99 "
-        f"{r['added_ttft_p99_ms']:+.2f} ms (the bare proxy: p50 "
-        f"{r['proxy_added_ttft_p50_ms']:+.2f} ms). Decision: p50 {r['decision_p50_ms']:.3f} ms, "
-        f"p99 {r['decision_p99_ms']:.3f} ms one at a time; p99 "
-        f"{r['decision_p99_ms_under_load']:.3f} ms under full load{budget}. "
-        f"Errors: {r['errors']}.",
+        f"The bare proxy adds TTFT p50 {r['proxy_added_ttft_p50_ms']:+.2f} ms. Errors: "
+        f"{r['errors']}.",
+        "",
+        "| classifier | added TTFT p50 / p99 (ms) | decision p50 / p99 one at a time (ms) "
+        "| decision p99 under load (ms) | decided by the classifier under load "
+        "| default tier under load |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    for encoder, e in r["encoders"].items():
+        under_load = e["decision_p99_ms_under_load"]
+        lines.append(
+            f"| {encoder} | {e['added_ttft_p50_ms']:+.2f} / {e['added_ttft_p99_ms']:+.2f} "
+            f"| {e['decision_p50_ms']:.3f} / {e['decision_p99_ms']:.3f} "
+            f"| {under_load:.3f} | {e['classifier_share_under_load']:.0%} "
+            f"| {e['default_tier_decisions_under_load']} |"
+        )
     return "\n".join(lines)
 
 
@@ -459,7 +504,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="streams kept open")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--tokens", type=int, default=8, help="tokens per scripted answer")
-    parser.add_argument("--classifier", action="store_true", help="load the ONNX classifier")
+    parser.add_argument(
+        "--encoders",
+        nargs="+",
+        choices=ENCODERS,
+        default=None,
+        help="one router per classifier setting, side by side (default: none)",
+    )
+    parser.add_argument(
+        "--classifier", action="store_true", help="short for --encoders static (the default one)"
+    )
     parser.add_argument(
         "--mode",
         type=int,
@@ -474,7 +528,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-worker", metavar="TARGET", help=argparse.SUPPRESS)
     parser.add_argument("--routed", dest="routed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--direct", dest="routed", action="store_false", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.encoders is None:
+        args.encoders = ["static"] if args.classifier else ["none"]
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -495,13 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = benchmark(args)
     print(table(result))
     if args.json is not None:
-        keys = (
-            "added_ttft_p50_ms",
-            "added_ttft_p99_ms",
-            "routed_streams_per_s",
-            "decision_p99_ms_under_load",
-        )
-        args.json.write_text(json.dumps({k: result[k] for k in keys}, indent=2) + "\n")
+        figures = {k: result[k] for k in TOP_LEVEL_KEYS} | {"encoders": result["encoders"]}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -9,6 +9,8 @@ Files in the directory (``$TIERROUTE_CACHE_DIR/classifier`` by default)::
     card.json                          data, split, metrics, threshold table, calibration
     scores.npz                         validation/test scores (calibrate re-reads them)
     features/                          cached embeddings
+    static/                            the static encoder (the default): embeddings.npy,
+                                       tokenizer.json, distil.json, card.json, scores.npz
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tierroute.classifier_artifact import (
     CARD_FILE,
     FP32_MODEL_FILE,
     MODEL_FILE,
+    STATIC_SUBDIR,
+    STATIC_TABLE_FILE,
     TOKENIZER_FILE,
     Truncation,
     default_artifact_dir,
@@ -105,6 +109,43 @@ class ArtifactPaths:
     def features(self) -> Path:
         """Cached embeddings."""
         return self.root / "features"
+
+    @property
+    def static(self) -> StaticPaths:
+        """The static encoder's files."""
+        return StaticPaths(self.root / STATIC_SUBDIR)
+
+
+@dataclass(frozen=True)
+class StaticPaths:
+    """Every file of the static encoder's artefact directory."""
+
+    root: Path
+
+    @property
+    def table(self) -> Path:
+        """The token-embedding table (vocabulary x dimensions, float16)."""
+        return self.root / STATIC_TABLE_FILE
+
+    @property
+    def tokenizer(self) -> Path:
+        """The distilled tokenizer (its ids are the table's rows)."""
+        return self.root / TOKENIZER_FILE
+
+    @property
+    def stamp(self) -> Path:
+        """What the table was distilled from (for idempotency)."""
+        return self.root / "distil.json"
+
+    @property
+    def card(self) -> Path:
+        """The card, logistic head included."""
+        return self.root / CARD_FILE
+
+    @property
+    def scores(self) -> Path:
+        """Validation and test scores of the trained head."""
+        return self.root / "scores.npz"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from tierroute_tools.classifier_training.artifacts import (
 )
 from tierroute_tools.classifier_training.dataset import Dataset, Example, arrays, build_dataset
 from tierroute_tools.classifier_training.features import cached_embed, file_sha256
-from tierroute_tools.classifier_training.graph import append_head, numpy_head
+from tierroute_tools.classifier_training.graph import Head, append_head, numpy_head
 from tierroute_tools.classifier_training.train import select_head
 
 __all__ = ["ArtifactPaths", "TrainOptions", "build", "run_calibrate", "run_export", "run_train"]
@@ -104,31 +104,28 @@ def _metrics(examples: Sequence[Example], scores: np.ndarray[Any, Any]) -> dict[
     return result
 
 
-def _require(paths: Sequence[Path], hint: str) -> None:
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"missing {', '.join(missing)}: {hint}")
+@dataclass(frozen=True)
+class Fitted:
+    """A head fitted on the train split and what the card reports about it."""
+
+    head: Head
+    picked: dict[str, list[Example]]
+    """The examples of each split."""
+    scores: dict[str, np.ndarray[Any, np.dtype[np.float32]]]
+    """Validation and test scores."""
+    sections: dict[str, Any]
+    """The card's head, data, split, metrics, threshold table and calibration sections."""
 
 
-def run_train(
-    paths: ArtifactPaths,
+def fit_and_report(
+    examples: Sequence[Example],
+    features: np.ndarray[Any, np.dtype[np.float32]],
+    data: Dataset,
     options: TrainOptions,
-    target: calib.Target = DEFAULT_TARGET,
-    *,
-    dataset: Dataset | None = None,
+    target: calib.Target,
     log: Log = quiet,
-) -> dict[str, Any]:
-    """Train the head, write both router graphs, the scores and the card; returns the card."""
-    _require(
-        (paths.encoder_fp32, paths.encoder_int8, paths.tokenizer),
-        "run `tierroute classifier export` first",
-    )
-    started = time.monotonic()
-    data = dataset or load_dataset(options)
-    sizes = data.sizes()
-    log(f"train: {sum(sizes.values())} prompts after decontamination and de-duplication {sizes}")
-    examples = list(data.examples)
-    features = featurize(paths, examples, options, log)
+) -> Fitted:
+    """Fit the head (C chosen by validation APGR), score validation and test, calibrate."""
     split = np.array([e.split for e in examples])
     parts = {name: split == name for name in ("train", "validation", "test")}
     picked = {
@@ -148,29 +145,11 @@ def run_train(
     )
     log(f"train: logistic head, C={trained.c} chosen by validation APGR")
     head = trained.head
-    append_head(paths.encoder_fp32, paths.router_fp32, head)
-    append_head(paths.encoder_int8, paths.router_int8, head)
     scores = {name: numpy_head(features[parts[name]], head) for name in ("validation", "test")}
-    _save_scores(paths, picked, scores)
     validation = _scored(picked["validation"], scores["validation"])
     test = _scored(picked["test"], scores["test"])
-    card: dict[str, Any] = {
-        "format": CARD_FORMAT,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "recipe_sha256": recipe_sha256(paths, data, options),
-        "model": {
-            **read_json(paths.export_stamp)["source"],
-            "embedding_dim": int(head.weight.shape[0]),
-            "max_tokens": options.max_tokens,
-            "head_tokens": options.head_tokens,
-            "truncation": "head + tail: first head_tokens and last "
-            "max_tokens - head_tokens - 2 tokens, plus [CLS] and [SEP]",
-            "features": "int8 encoder, one prompt per run (as served)",
-            "files": {
-                p.name: file_sha256(p)
-                for p in (paths.router_fp32, paths.router_int8, paths.tokenizer)
-            },
-        },
+    sizes = data.sizes()
+    sections: dict[str, Any] = {
         "head": {
             "kind": "logistic_regression",
             "c": trained.c,
@@ -198,6 +177,58 @@ def run_train(
         "test": _metrics(picked["test"], scores["test"]),
         "threshold_table": calib.threshold_table(validation),
         "calibration": calib.calibration(validation, test, target),
+    }
+    return Fitted(head=head, picked=picked, scores=scores, sections=sections)
+
+
+def _require(paths: Sequence[Path], hint: str) -> None:
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing {', '.join(missing)}: {hint}")
+
+
+def run_train(
+    paths: ArtifactPaths,
+    options: TrainOptions,
+    target: calib.Target = DEFAULT_TARGET,
+    *,
+    dataset: Dataset | None = None,
+    log: Log = quiet,
+) -> dict[str, Any]:
+    """Train the head, write both router graphs, the scores and the card; returns the card."""
+    _require(
+        (paths.encoder_fp32, paths.encoder_int8, paths.tokenizer),
+        "run `tierroute classifier export` first",
+    )
+    started = time.monotonic()
+    data = dataset or load_dataset(options)
+    sizes = data.sizes()
+    log(f"train: {sum(sizes.values())} prompts after decontamination and de-duplication {sizes}")
+    examples = list(data.examples)
+    features = featurize(paths, examples, options, log)
+    fitted = fit_and_report(examples, features, data, options, target, log)
+    append_head(paths.encoder_fp32, paths.router_fp32, fitted.head)
+    append_head(paths.encoder_int8, paths.router_int8, fitted.head)
+    save_scores(paths.scores, fitted.picked, fitted.scores)
+    card: dict[str, Any] = {
+        "format": CARD_FORMAT,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "recipe_sha256": recipe_sha256(paths, data, options),
+        "model": {
+            **read_json(paths.export_stamp)["source"],
+            "encoder": "minilm",
+            "embedding_dim": int(fitted.head.weight.shape[0]),
+            "max_tokens": options.max_tokens,
+            "head_tokens": options.head_tokens,
+            "truncation": "head + tail: first head_tokens and last "
+            "max_tokens - head_tokens - 2 tokens, plus [CLS] and [SEP]",
+            "features": "int8 encoder, one prompt per run (as served)",
+            "files": {
+                p.name: file_sha256(p)
+                for p in (paths.router_fp32, paths.router_int8, paths.tokenizer)
+            },
+        },
+        **fitted.sections,
         "versions": versions(),
     }
     write_json(paths.card, card)
@@ -205,8 +236,8 @@ def run_train(
     return card
 
 
-def _save_scores(
-    paths: ArtifactPaths,
+def save_scores(
+    path: Path,
     picked: dict[str, list[Example]],
     scores: dict[str, np.ndarray[Any, Any]],
 ) -> None:
@@ -219,14 +250,14 @@ def _save_scores(
             f"{name}_strong": strong,
             f"{name}_labels": labels,
         }
-    partial = paths.root / "scores.partial.npz"
+    partial = path.with_name("scores.partial.npz")
     np.savez(partial, **arrays_out)  # type: ignore[arg-type]
-    partial.replace(paths.scores)
+    partial.replace(path)
 
 
-def load_scores(paths: ArtifactPaths, split: str) -> calib.Scored:
-    """Scores and qualities of ``validation`` or ``test`` saved by :func:`run_train`."""
-    with np.load(paths.scores) as data:
+def load_scores(path: Path, split: str) -> calib.Scored:
+    """Scores and qualities of ``validation`` or ``test`` saved by :func:`save_scores`."""
+    with np.load(path) as data:
         return calib.Scored(
             scores=data[f"{split}_scores"],
             weak=data[f"{split}_weak"],
@@ -240,7 +271,8 @@ def run_calibrate(
     """Re-choose the threshold for ``target`` on validation; updates and returns the card."""
     _require((paths.card, paths.scores), "run `tierroute classifier train` first")
     card = read_json(paths.card)
-    validation, test = load_scores(paths, "validation"), load_scores(paths, "test")
+    validation = load_scores(paths.scores, "validation")
+    test = load_scores(paths.scores, "test")
     card["calibration"] = calib.calibration(validation, test, target)
     card["threshold_table"] = calib.threshold_table(validation, target.weak_cost_ratio)
     write_json(paths.card, card)

@@ -1,8 +1,11 @@
 """``tierroute classifier``: export, train, calibrate and build the router's classifier.
 
-``tierroute classifier build`` does everything the default artefact needs
-(``$TIERROUTE_CACHE_DIR/classifier/``), skipping steps whose inputs have not changed; the
-other sub-commands run one step each. Progress goes to stderr, the summary to stdout.
+``tierroute classifier build`` does everything the default encoder's artefact needs (the static
+encoder, ``$TIERROUTE_CACHE_DIR/classifier/static/``: distil MiniLM into a token-embedding
+table, train and calibrate the head), skipping steps whose inputs have not changed;
+``--encoder minilm`` builds the MiniLM ONNX artefact instead, ``--encoder all`` both.
+``export`` and ``train`` run the MiniLM steps one at a time. Progress goes to stderr, the
+summary to stdout.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from tierroute_tools.classifier_training.defaults import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TARGET_QUALITY,
 )
+
+ENCODERS = ("static", "minilm")
 
 
 def register(subparsers: Any) -> None:
@@ -40,15 +45,36 @@ def register(subparsers: Any) -> None:
 
     calibrate = commands.add_parser("calibrate", help="choose the threshold on validation")
     _add_out(calibrate)
+    _add_encoder(calibrate, choices=ENCODERS)
     _add_target(calibrate, required=True)
     calibrate.set_defaults(func=run_calibrate)
 
-    build = commands.add_parser("build", help="export + train + calibrate, as needed")
+    build = commands.add_parser(
+        "build", help="distil or export + train + calibrate, as needed (idempotent)"
+    )
     _add_out(build)
+    _add_encoder(build, choices=(*ENCODERS, "all"))
     _add_training(build)
     _add_target(build, required=False)
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.set_defaults(func=run_build)
+
+    compare = commands.add_parser(
+        "compare", help="static vs MiniLM: test split and cross-benchmark holds"
+    )
+    _add_out(compare)
+    compare.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    compare.set_defaults(func=run_compare)
+
+
+def _add_encoder(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    parser.add_argument(
+        "--encoder",
+        choices=choices,
+        default=ENCODERS[0],
+        help="static: distilled token-embedding table (default, what the router loads); "
+        "minilm: the transformer in ONNX",
+    )
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
@@ -182,9 +208,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Re-choose the threshold on validation for a target."""
     from tierroute_tools.classifier_training.pipeline import run_calibrate as calibrate
+    from tierroute_tools.classifier_training.static_build import run_static_calibrate
 
     try:
-        card = calibrate(_paths(args), _target(args), log=_log)
+        if args.encoder == "static":
+            card = run_static_calibrate(_paths(args).static, _target(args), log=_log)
+        else:
+            card = calibrate(_paths(args), _target(args), log=_log)
     except (FileNotFoundError, ValueError) as exc:
         return _fail(exc)
     _summary(card)
@@ -194,10 +224,35 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     """Everything the default artefact needs, idempotently."""
     from tierroute_tools.classifier_training.pipeline import build
+    from tierroute_tools.classifier_training.static_build import build_static
 
+    paths, options, target = _paths(args), _options(args), _target(args)
     try:
-        card = build(_paths(args), _options(args), _target(args), force=args.force, log=_log)
+        if args.encoder in ("static", "all"):
+            card = build_static(paths.static, options, target, force=args.force, log=_log)
+            print("static encoder (the router's default):")
+            _summary(card)
+        if args.encoder in ("minilm", "all"):
+            card = build(paths, options, target, force=args.force, log=_log)
+            print("MiniLM encoder (classifier.encoder: minilm):")
+            _summary(card)
     except (FileNotFoundError, ValueError) as exc:
         return _fail(exc)
-    _summary(card)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Both encoders side by side (needs ``build --encoder all``)."""
+    import json
+
+    from tierroute_tools.classifier_training.compare import compare, table
+
+    try:
+        result = compare(_paths(args), log=_log)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(exc)
+    print(table(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

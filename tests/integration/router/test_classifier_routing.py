@@ -1,8 +1,8 @@
-"""The router with the real ONNX classifier (``make prepare`` builds it) over scripted tiers.
+"""The router with each real classifier over scripted tiers: the static encoder (the default,
+``make prepare`` builds it) and MiniLM in ONNX (``classifier.encoder: minilm``).
 
 The classifier decides what the rules leave open: the decision carries its score and the
-calibrated threshold from the artefact's card, takes a few milliseconds, and is what Generate
-then serves.
+calibrated threshold from the encoder's own card, and is what Generate then serves.
 """
 
 from __future__ import annotations
@@ -30,19 +30,19 @@ OPEN_PROMPTS = (
 )
 
 
-@pytest.fixture(scope="module")
-async def classified() -> AsyncIterator[
-    tuple[RouterApp, router_service_pb2_grpc.RouterServiceStub, FakeServer]
-]:
+@pytest.fixture(scope="module", params=["static", "minilm"])
+async def classified(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[RouterApp, router_service_pb2_grpc.RouterServiceStub, FakeServer]]:
     small = await start_fake("small")
     large = await start_fake("large")
     settings = router_settings(
         {"small": [small.target], "large": [large.target]},
-        classifier={"enabled": True},
+        classifier={"enabled": True, "encoder": request.param},
         # No time budget: these tests check the classifier's decisions, on a shared machine.
         policy={"classifier_timeout_ms": 0},
     )
-    app = build_router(settings)  # loads the ONNX artefact from the cache
+    app = build_router(settings)  # loads the encoder's artefact from the cache
     await app.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         yield app, router_service_pb2_grpc.RouterServiceStub(channel), small  # type: ignore[no-untyped-call]
@@ -51,8 +51,12 @@ async def classified() -> AsyncIterator[
     await large.server.stop(None)
 
 
-def card_threshold() -> float:
-    path = ClassifierSettings().resolved_model_path().parent / CARD_FILE
+def card_threshold(encoder: str) -> float:
+    settings = ClassifierSettings(encoder=encoder)  # type: ignore[arg-type]
+    if encoder == "static":
+        path = settings.resolved_static_dir() / CARD_FILE
+    else:
+        path = settings.resolved_model_path().parent / CARD_FILE
     return float(json.loads(path.read_text())["calibration"]["threshold"])
 
 
@@ -61,7 +65,7 @@ async def test_the_classifier_decides_open_prompts_with_the_cards_threshold(
 ) -> None:
     app, stub, _ = classified
     assert app.classifier is not None
-    threshold = card_threshold()
+    threshold = card_threshold(app.settings.classifier.encoder)
     scores = []
     for prompt in OPEN_PROMPTS:
         reply = await stub.Route(

@@ -225,6 +225,34 @@ async def test_batch_window_gathers_calls_that_arrive_close_together(
     assert classifier.batches == [3]
 
 
+async def test_batch_window_bounds_the_wait_of_a_lone_call(tokenizer_path: Path) -> None:
+    """Nobody else arrives: the call runs once the window ends, not later (bounded wait)."""
+    classifier, _ = make(tokenizer_path, FakeSession(), batch_window_ms=30)
+    try:
+        started = time.perf_counter()
+        await classifier.score("alone")
+        waited = time.perf_counter() - started
+    finally:
+        classifier.close()
+    assert classifier.batches == [1]
+    assert 0.03 <= waited < 0.5  # the window, plus scheduling slack on a shared machine
+
+
+async def test_padded_batch_shares_one_session_run(tokenizer_path: Path) -> None:
+    session = FakeSession()
+    classifier, encoder = make(
+        tokenizer_path, session, batch_window_ms=50, batch_mode="padded", max_batch=16
+    )
+    texts = [f"what is {i} plus {i}" for i in range(6)]  # similar lengths: one group
+    try:
+        scores = await asyncio.gather(*(classifier.score(t) for t in texts))
+    finally:
+        classifier.close()
+    assert classifier.batches == [6]
+    assert session.run_sizes == [6]  # one padded run for all six concurrent decisions
+    assert scores == pytest.approx([truth(encoder, t) for t in texts])
+
+
 def write_card(directory: Path, **overrides: Any) -> Path:
     card: dict[str, Any] = {
         "model": {"max_tokens": 48, "head_tokens": 8},
