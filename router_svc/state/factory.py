@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 
 from router_svc.state.memory import InProcessState
 from router_svc.state.metrics import StateMetrics
+from router_svc.state.redis_samples import RedisSampleStore, SharedDocuments
 from router_svc.state.redis_store import RedisState
 from router_svc.state.resilient import ResilientState
 from router_svc.state.settings import StateBackend, StateSettings
@@ -78,3 +79,24 @@ def open_state(settings: StateSettings, registry: CollectorRegistry) -> RouterSt
         budget_fail=settings.budget_fail.value,
     )
     return ResilientState(remote, InProcessState(), settings, metrics)
+
+
+def shared_sample_store(state: RouterState, settings: StateSettings) -> RedisSampleStore | None:
+    """The judged-sample store every replica shares (Redis backend), else ``None``: the
+    quality loop keeps its in-process store. Uses the state store's connection pool."""
+    if not isinstance(state, ResilientState):
+        return None
+    return RedisSampleStore(
+        state.remote.client,
+        settings.key_prefix,
+        settings.samples_capacity,
+        settings.timeout_ms / 1000,
+    )
+
+
+def shared_documents(state: RouterState, settings: StateSettings) -> SharedDocuments | None:
+    """Versioned documents every replica shares (controller thresholds, learned start-tier
+    parameters) with the Redis backend, else ``None`` (each process keeps its own files)."""
+    if not isinstance(state, ResilientState):
+        return None
+    return SharedDocuments(state.remote.client, settings.key_prefix, settings.timeout_ms / 1000)
