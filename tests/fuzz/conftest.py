@@ -63,7 +63,12 @@ def _router_config(path: Path, small: ServiceProcess, large: ServiceProcess) -> 
                 {
                     "tenant": "fuzz-all",
                     "sha256": hash_key(GOOD_KEY),
-                    "permissions": {"pin_tier": True, "streaming": True},
+                    "permissions": {
+                        "pin_tier": True,
+                        "streaming": True,
+                        "early_window": True,
+                        "max_fallback_threshold": 1.0,
+                    },
                     **unlimited,
                 },
                 {"tenant": "fuzz-plain", "sha256": hash_key(PLAIN_KEY), **unlimited},

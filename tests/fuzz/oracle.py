@@ -26,6 +26,12 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_METADATA_BYTES = 8 * 1024
 """gRPC's default metadata size limit."""
 M = TypeVar("M", bound=Message)
+PLAIN_MAX_FALLBACK_THRESHOLD = 0.65
+"""The plain tenant's bound of ``options.fallback_threshold``: the router's own threshold."""
+_GATED_MODES = frozenset(
+    {router_service_pb2.FALLBACK_MODE_STREAMING, router_service_pb2.FALLBACK_MODE_EARLY_WINDOW}
+)
+_GENERATE = router_service_pb2.RouterServiceGenerateRequest
 GOOD_AUTHORIZATIONS = frozenset(
     f"{scheme} {key}{pad}"
     for scheme in ("Bearer", "bearer")
@@ -175,6 +181,16 @@ class Judge:
             assert good, f"served without a good key ({case.authorization!r}): {where}"
         if code is grpc.StatusCode.PERMISSION_DENIED:
             assert case.authorization is not None and PLAIN_KEY in case.authorization, where
+        plain = case.authorization is not None and PLAIN_KEY in case.authorization
+        message: Any = case.message
+        if code is grpc.StatusCode.OK and plain and isinstance(message, _GENERATE):
+            # Every way to spend more is a permission the plain tenant lacks.
+            options = message.options
+            assert options.fallback_mode not in _GATED_MODES, f"gated mode served: {where}"
+            assert not (
+                options.HasField("fallback_threshold")
+                and options.fallback_threshold > PLAIN_MAX_FALLBACK_THRESHOLD
+            ), f"threshold over the plain tenant's bound served: {where}"
 
 
 def router_stream_ok(responses: Sequence[bytes]) -> None:
