@@ -5,9 +5,12 @@ strong score minus ``margin``. Scores are in [0, 1] (correctness for MMLU/GSM8K,
 / 10 for MT-Bench), so the default margin of 0.1 means "within one judge point" on MT-Bench
 and "correct, or both wrong" on graded benchmarks.
 
-The split is by prompt: each distinct prompt (after :func:`tierroute.outcomes.deduplicate`)
-lands in train, validation or test by a seeded hash of its text, so the assignment depends on
-nothing but the text and the seed — not on file order, and never on two sides at once.
+The split is by prompt: each distinct prompt lands in train, validation or test by a seeded
+hash of its text, so the assignment depends on nothing but the text and the seed — not on file
+order, and never on two sides at once. "Distinct" means after exact de-duplication
+(:func:`tierroute.outcomes.deduplicate`, whitespace folded) *and* near-duplicate merging
+(:mod:`.near_duplicates`: the same question with other punctuation, capitals or numbers), so
+near-duplicates cannot straddle the split either; the dataset records how many it merged.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tierroute.outcomes import STRONG_MODEL, WEAK_MODEL, Outcome, deduplicate, prompt_key
+from tierroute_tools.classifier_training.near_duplicates import (
+    DEFAULT_THRESHOLD,
+    merge_near_duplicates,
+)
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -52,6 +59,13 @@ class Dataset:
     data_sha256: str
     """Hash of the de-duplicated outcomes the examples came from (order-independent)."""
     merged_duplicates: int
+    """Rows merged into another with the same prompt (whitespace folded)."""
+    near_duplicate_pairs: int = 0
+    """Pairs of distinct prompts found to be near-duplicates (all pairs within each group)."""
+    merged_near_duplicates: int = 0
+    """Prompts merged into a near-duplicate (distinct prompts before minus after)."""
+    near_duplicate_threshold: float | None = None
+    """Jaccard threshold of the near-duplicate merge; None when it was off."""
 
     def split(self, name: str) -> list[Example]:
         """The examples of one split, in a deterministic order."""
@@ -103,11 +117,18 @@ def build_dataset(
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     weak_model: str = WEAK_MODEL,
     strong_model: str = STRONG_MODEL,
+    near_duplicate_threshold: float | None = DEFAULT_THRESHOLD,
 ) -> Dataset:
-    """De-duplicate, label and split ``outcomes`` (rows lacking either model are skipped)."""
+    """De-duplicate (exact, then near-duplicates unless ``near_duplicate_threshold`` is None),
+    label and split ``outcomes`` (rows lacking either model are skipped)."""
     if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) <= 0:
         raise ValueError("fractions must be positive and sum to 1")
-    unique = deduplicate(outcomes)
+    exact = deduplicate(outcomes)
+    pairs = 0
+    unique = exact
+    if near_duplicate_threshold is not None:
+        near = merge_near_duplicates(exact, threshold=near_duplicate_threshold)
+        unique, pairs = list(near.outcomes), near.pairs
     examples = []
     for outcome in unique:
         if weak_model not in outcome.scores or strong_model not in outcome.scores:
@@ -129,7 +150,10 @@ def build_dataset(
         seed=seed,
         fractions=fractions,
         data_sha256=outcomes_sha256(unique),
-        merged_duplicates=len(outcomes) - len(unique),
+        merged_duplicates=len(outcomes) - len(exact),
+        near_duplicate_pairs=pairs,
+        merged_near_duplicates=len(exact) - len(unique),
+        near_duplicate_threshold=near_duplicate_threshold,
     )
 
 

@@ -14,6 +14,10 @@ from tierroute_tools.classifier_training.dataset import (
     build_dataset,
     outcomes_sha256,
 )
+from tierroute_tools.classifier_training.near_duplicates import (
+    merge_near_duplicates,
+    near_duplicate_groups,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +35,36 @@ def test_no_prompt_in_two_splits(outcomes: list[Outcome], dataset: Dataset) -> N
     for example in dataset.examples:
         splits_of[prompt_key(example.prompt)].add(example.split)
     assert all(len(splits) == 1 for splits in splits_of.values())
-    # ... and every raw row, duplicates included, maps to its prompt's one split.
+    # ... and every raw row, duplicates included, maps to its prompt's one split, unless its
+    # prompt was merged into a near-duplicate (then it is not an example at all).
+    merged = set()
     for outcome in outcomes:
-        assert splits_of[prompt_key(outcome.prompt)] == {assign_split(outcome.prompt, 0)}
+        key = prompt_key(outcome.prompt)
+        if key in splits_of:
+            assert splits_of[key] == {assign_split(outcome.prompt, 0)}
+        else:
+            merged.add(key)
+    assert len(merged) == dataset.merged_near_duplicates > 0
+
+
+def test_no_near_duplicates_straddle_the_split(outcomes: list[Outcome], dataset: Dataset) -> None:
+    # What the split is made of has no near-duplicate pair left: none can sit on two sides.
+    rows = [Outcome(e.prompt, {"m": 0.0}, e.source) for e in dataset.examples]
+    assert merge_near_duplicates(rows).pairs == 0
+    # Without the merge they do straddle it (the same question, other numbers or punctuation).
+    exact_only = build_dataset(outcomes, near_duplicate_threshold=None)
+    examples = exact_only.examples
+    groups = near_duplicate_groups([e.prompt for e in examples])
+    straddling = [g for g in groups if len({examples[i].split for i in g}) > 1]
+    assert exact_only.near_duplicate_pairs == 0 and len(straddling) > 0
+    assert dataset.near_duplicate_pairs == sum(len(g) * (len(g) - 1) // 2 for g in groups)
+    assert dataset.merged_near_duplicates == len(examples) - len(groups)
 
 
 def test_split_sizes_follow_the_fractions(dataset: Dataset) -> None:
     sizes = dataset.sizes()
     total = sum(sizes.values())
-    assert total == 15311
+    assert total == 15311 - dataset.merged_near_duplicates == 15174
     assert sizes["train"] / total == pytest.approx(0.70, abs=0.02)
     assert sizes["validation"] / total == pytest.approx(0.15, abs=0.02)
     assert sizes["test"] / total == pytest.approx(0.15, abs=0.02)
