@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from router_svc.config import RouterSettings
+from router_svc.metrics import RouterMetrics
 from router_svc.server import build_router
 from router_svc.workers import free_port, run_worker, share_port, supervise, worker_count
 from tierroute.config import ServerSettings
@@ -54,9 +55,22 @@ def load_settings(args: argparse.Namespace) -> RouterSettings:
 async def serve(settings: RouterSettings, reuse_port: bool = False) -> None:
     """Build the router and serve until SIGTERM/SIGINT (``reuse_port``: as one of workers)."""
     app = build_router(settings)
+    refresh: asyncio.Task[None] | None = None
     if reuse_port:
         share_port(app.bootstrap, settings.server)
-    await run_until_signal(app.bootstrap, ready=app.ready, shutdown=app.shutdown)
+        refresh = asyncio.create_task(refresh_metrics(app.metrics))
+    try:
+        await run_until_signal(app.bootstrap, ready=app.ready, shutdown=app.shutdown)
+    finally:
+        if refresh is not None:
+            refresh.cancel()
+
+
+async def refresh_metrics(metrics: RouterMetrics, period: float = 1.0) -> None:
+    """Store the tier health readings every ``period`` seconds, for the supervisor's sum."""
+    while True:
+        metrics.refresh_watched()
+        await asyncio.sleep(period)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

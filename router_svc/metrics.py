@@ -119,16 +119,26 @@ class RouterMetrics:
             "Circuit breaker state per endpoint (0 closed, 1 half-open, 2 open)",
             ["tier", "endpoint"],
             registry=registry,
+            # Under worker processes: each worker's view, the worst one exported.
+            multiprocess_mode="livemax",
         )
         self.healthy_endpoints = Gauge(
             p + "healthy_endpoints",
             "Endpoints of a tier whose circuit lets calls through",
             ["tier"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.endpoints = Gauge(
-            p + "endpoints", "Endpoints configured per tier", ["tier"], registry=registry
+            p + "endpoints",
+            "Endpoints configured per tier",
+            ["tier"],
+            registry=registry,
+            multiprocess_mode="livemax",
         )
+        # Scrape-time readings (set_function) are invisible to the multiprocess collection,
+        # which reads only stored values: refresh_watched() stores them (worker processes).
+        self._watched: list[tuple[Gauge, Callable[[], float]]] = []
         self.degraded = Counter(
             p + "degraded_total",
             "Requests served by a smaller tier than wanted, by the tier that served",
@@ -201,9 +211,18 @@ class RouterMetrics:
 
     def watch_endpoint(self, tier: str, endpoint: str, state: Callable[[], float]) -> None:
         """Export an endpoint's circuit state, read at scrape time."""
-        self.circuit_state.labels(self.tier(tier), endpoint).set_function(state)
+        child = self.circuit_state.labels(self.tier(tier), endpoint)
+        child.set_function(state)
+        self._watched.append((child, state))
 
     def watch_tier(self, tier: str, endpoints: int, healthy: Callable[[], float]) -> None:
         """Export a tier's endpoint count and how many are healthy, read at scrape time."""
         self.endpoints.labels(self.tier(tier)).set(endpoints)
-        self.healthy_endpoints.labels(self.tier(tier)).set_function(healthy)
+        child = self.healthy_endpoints.labels(self.tier(tier))
+        child.set_function(healthy)
+        self._watched.append((child, healthy))
+
+    def refresh_watched(self) -> None:
+        """Store the current value of every scrape-time reading (see ``_watched``)."""
+        for gauge, read in self._watched:
+            gauge.set(read())

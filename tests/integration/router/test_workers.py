@@ -147,6 +147,10 @@ async def test_requests_spread_over_the_workers_and_metrics_sum(pod: Pod) -> Non
     text = await asyncio.to_thread(scrape, pod.router.metrics_port)
     assert total(text, "tierroute_router_decisions_total") == REQUESTS
     assert total(text, "tierroute_router_requests_total") == REQUESTS
+    # Readings taken at scrape time in one process (tier health) reach the sum too: the
+    # tier-down alert must not go blind under workers.
+    healthy = re.findall(r'^tierroute_router_healthy_endpoints\{tier="(\w+)"\} (\S+)$', text, re.M)
+    assert sorted(healthy) == [("large", "1.0"), ("small", "1.0")]
     # Each worker's own process metrics, by pid (what the memory alert watches).
     assert len(re.findall(r"^process_resident_memory_bytes\{pid=", text, re.MULTILINE)) == WORKERS
     # Each worker learns from its own requests; together they learned from all of them.
