@@ -240,6 +240,19 @@ def measure_encoder(
     """Latency per length, throughput per concurrency and the full-load figures of one encoder."""
     classifier = load_encoder(args, encoder)
     result: dict[str, Any] = {"p50_ms": {}, "p99_ms": {}, "max_ms": {}}
+    # CPU time of the decision's own work (rules + one prompt's scoring, no event loop): what a
+    # decision costs when it has a core, whatever else the machine runs.
+    batch = classifier.score_batch
+    result["cpu_p50_ms"], result["cpu_p99_ms"] = {}, {}
+    for n in args.lengths:
+
+        def decide(text: str) -> object:
+            rules.evaluate(text)
+            return batch([text])
+
+        _, cpu = time_sync(decide, prompts[n], args.runs)
+        result["cpu_p50_ms"][str(n)] = round(float(np.percentile(cpu, 50)), 4)
+        result["cpu_p99_ms"][str(n)] = round(float(np.percentile(cpu, 99)), 4)
 
     async def run() -> None:
         await classifier.score("warm-up")
@@ -269,6 +282,11 @@ def report(encoder: str, result: dict[str, Any], lengths: Sequence[int]) -> None
             f"  {n:>5} tokens: p50 {result['p50_ms'][str(n)]:.3f} ms, "
             f"p99 {result['p99_ms'][str(n)]:.3f} ms, max {result['max_ms'][str(n)]:.2f} ms"
         )
+    cpu = ", ".join(
+        f"{n}: {result['cpu_p50_ms'][str(n)]:.3f}/{result['cpu_p99_ms'][str(n)]:.3f}"
+        for n in lengths
+    )
+    print(f"  CPU ms per decision p50/p99 by prompt tokens: {cpu}")
     rates = ", ".join(f"{c} callers {v:,.0f}/s" for c, v in result["decisions_per_s"].items())
     print(f"  throughput ({THROUGHPUT_TOKENS}-token prompts): {rates}")
     load = result["full_load"]

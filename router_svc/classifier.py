@@ -144,6 +144,10 @@ class LoadedClassifier(Classifier, Protocol):
         """The artefact's card."""
         ...
 
+    def score_batch(self, texts: Sequence[str]) -> FloatArray:
+        """Probabilities of several prompts, synchronously (offline tools and benchmarks)."""
+        ...
+
     def close(self) -> None:
         """Release threads and sessions."""
         ...

@@ -17,6 +17,7 @@ computes inline on the event loop; nothing is queued, nothing can time out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +118,11 @@ class StaticEmbedding:
         if not ids:
             # No token at all (empty or whitespace): the zero vector; the head's bias decides.
             return np.zeros(self.dimensions, dtype=np.float32)
-        mean = self._table[ids].mean(axis=0)
-        norm = float(np.sqrt(mean @ mean))
-        return np.asarray(mean / norm if norm > 0.0 else mean, dtype=np.float32)
+        # The sum points where the mean points, and normalising drops the length: no division
+        # by the count needed (a few microseconds less on the hot path).
+        total = self._table[ids].sum(axis=0)
+        norm = math.sqrt(float(total @ total))
+        return total / np.float32(norm) if norm > 0.0 else total
 
     def embed(self, text: str) -> FloatArray:
         """The embedding of one text: shape ``(dimensions,)``, float32, unit length (or zero)."""
@@ -192,8 +195,10 @@ class StaticClassifier:
         return self._head.probability(self._embedding.embed_batch(texts))
 
     def score_one(self, text: str) -> float:
-        """The probability of one prompt, synchronously."""
-        return float(self._head.probability(self._embedding.embed(text)[np.newaxis, :])[0])
+        """The probability of one prompt, synchronously (float64; ``score_batch`` to ~1e-7)."""
+        logit = float(self._embedding.embed(text) @ self._head.weight) + self._head.bias
+        # Plain floats: numpy's per-call overhead would be most of a one-prompt decision.
+        return 1.0 / (1.0 + math.exp(-min(max(logit, -80.0), 80.0)))
 
     async def score(self, text: str) -> float:
         """P(the cheapest tier's answer is good enough) for ``text``; computed inline."""
