@@ -120,9 +120,11 @@ class StaticEmbedding:
             return np.zeros(self.dimensions, dtype=np.float32)
         # The sum points where the mean points, and normalising drops the length: no division
         # by the count needed (a few microseconds less on the hot path).
-        total = self._table[ids].sum(axis=0)
+        total: FloatArray = self._table[ids].sum(axis=0)
         norm = math.sqrt(float(total @ total))
-        return total / np.float32(norm) if norm > 0.0 else total
+        if norm > 0.0:
+            total /= np.float32(norm)
+        return total
 
     def embed(self, text: str) -> FloatArray:
         """The embedding of one text: shape ``(dimensions,)``, float32, unit length (or zero)."""
