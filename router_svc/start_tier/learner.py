@@ -87,7 +87,7 @@ class StartTierLearner:
         self._rng = rng or random.Random()
         self._cheaper = len(tiers) - 1
         self._lock = threading.Lock()  # guards the sample buffers against the refit thread
-        self._samples: list[collections.deque[tuple[FloatArray, float]]] = []
+        self._samples: list[collections.deque[tuple[FloatArray, float, float]]] = []
         self._model = EscalationModel.prior(featurizer.dim, self._cheaper)
         self._version = 0
         self._trained = 0
@@ -163,9 +163,16 @@ class StartTierLearner:
         if not labels:
             return
         row = design(self._featurizer.features(text), score)
+        # A tier the model would now skip was only reached by exploration: such outcomes stand
+        # for the 1/exploration requests like them that were skipped (inverse-probability
+        # weight), so a model that skips a region still hears, at full strength, when the
+        # region stops escalating.
+        chosen = start_index(self._model.p_escalate(row), self.call_costs(text))
+        share = self._settings.exploration
         with self._lock:
             for index, escalated in labels:
-                self._samples[index].append((row, 1.0 if escalated else 0.0))
+                weight = 1.0 / share if share > 0 and index < chosen else 1.0
+                self._samples[index].append((row, 1.0 if escalated else 0.0, weight))
         self._trained += 1
         self._since_fit += 1
         if self._metrics is not None:
@@ -193,9 +200,10 @@ class StartTierLearner:
             if not rows:
                 weights[index] = prior
                 continue
-            x = np.stack([r for r, _ in rows])
-            y = np.array([label for _, label in rows])
-            weights[index] = fit(x, y, prior, self._settings.l2, budget).weights
+            x = np.stack([r for r, _, _ in rows])
+            y = np.array([label for _, label, _ in rows])
+            w = np.array([weight for _, _, weight in rows])
+            weights[index] = fit(x, y, prior, self._settings.l2, budget, sample_weight=w).weights
         self._model = EscalationModel(self._featurizer.dim, weights)
         self._version += 1
         elapsed = time.perf_counter() - started
@@ -242,8 +250,9 @@ class StartTierLearner:
         with self._lock:
             samples = {
                 i: TierSamples(
-                    np.stack([r for r, _ in buf]) if buf else np.zeros((0, 0)),
-                    np.array([label for _, label in buf]),
+                    np.stack([r for r, _, _ in buf]),
+                    np.array([label for _, label, _ in buf]),
+                    np.array([weight for _, _, weight in buf]),
                 )
                 for i, buf in enumerate(self._samples)
                 if buf
@@ -282,8 +291,9 @@ class StartTierLearner:
         self._trained = state.trained
         for index, samples in state.samples.items():
             if index < self._cheaper:
-                for row, label in zip(samples.x, samples.y, strict=True):
-                    self._samples[index].append((row, float(label)))
+                weights = samples.w if samples.w is not None else np.ones(len(samples.y))
+                for row, label, weight in zip(samples.x, samples.y, weights, strict=True):
+                    self._samples[index].append((row, float(label), float(weight)))
         _log.info("start-tier model restored", version=self._version, trained=self._trained)
 
 

@@ -70,22 +70,25 @@ def fit(
     l2: float,
     max_seconds: float,
     *,
+    sample_weight: FloatArray | None = None,
     max_iterations: int = 25,
     clock: Callable[[], float] = time.perf_counter,
 ) -> FitResult:
-    """MAP logistic regression towards ``prior`` (Newton steps, stopped at ``max_seconds``)."""
+    """MAP logistic regression towards ``prior`` (Newton steps, stopped at ``max_seconds``);
+    ``sample_weight`` scales each outcome's loss (1 each by default)."""
     weights = prior.copy()
+    w = np.ones(x.shape[0]) if sample_weight is None else sample_weight
     if x.shape[0] == 0:
         return FitResult(weights, 0, True)
     deadline = clock() + max_seconds
     # The intercept (column 0) is the deployment's base rate: pulled only lightly.
     penalty = np.full(weights.shape[0], l2)
     penalty[0] = l2 * _INTERCEPT_PULL
-    eye = np.diag(penalty)
+    pull = np.diag(penalty)
     for iteration in range(1, max_iterations + 1):
         p = sigmoid(x @ weights)
-        gradient = x.T @ (p - y) + penalty * (weights - prior)
-        hessian = (x.T * (p * (1 - p))) @ x + l2 * eye
+        gradient = x.T @ (w * (p - y)) + penalty * (weights - prior)
+        hessian = (x.T * (w * p * (1 - p))) @ x + pull
         step = np.linalg.solve(hessian, gradient)
         weights = weights - step
         if float(np.max(np.abs(step))) < 1e-6:

@@ -21,10 +21,12 @@ from router_svc.start_tier.features import FloatArray
 
 @dataclass
 class TierSamples:
-    """Recent outcomes of one cheaper tier: design rows and 1 = escalated."""
+    """Recent outcomes of one cheaper tier: design rows, 1 = escalated, and their weights."""
 
     x: FloatArray
     y: FloatArray
+    w: FloatArray | None = None
+    """Inverse probability of having been observed (``None``: 1 each)."""
 
 
 @dataclass
@@ -96,7 +98,8 @@ class FileStore:
             )
             for t in tiers:
                 if f"x{t}" in data:
-                    state.samples[t] = TierSamples(data[f"x{t}"], data[f"y{t}"])
+                    weights = data.get(f"s{t}", None)
+                    state.samples[t] = TierSamples(data[f"x{t}"], data[f"y{t}"], weights)
         return state
 
     def save(self, state: StartTierState) -> None:
@@ -112,6 +115,8 @@ class FileStore:
         for t, s in state.samples.items():
             arrays[f"x{t}"] = s.x
             arrays[f"y{t}"] = s.y
+            if s.w is not None:
+                arrays[f"s{t}"] = s.w
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -165,3 +165,20 @@ def test_a_refit_stops_at_its_time_cap() -> None:
     y = (x[:, 0] > 0).astype(float)
     result = fit(x, y, np.zeros(5), 1.0, 0.5, clock=lambda: float(next(ticks)))
     assert result.iterations == 1 and not result.converged
+
+
+def test_a_skipped_region_that_stops_escalating_is_tried_again() -> None:
+    model = learner(exploration=0.2, refit_every=5)
+    for _ in range(40):
+        model.observe(CODE, None, ("small", "large"), {"small"})
+    assert model.choose(CODE, None).p_escalate[0] > 0.93
+    # The code prompts now stay on the small tier; only explored requests reach it.
+    cheap_again = None
+    for n in range(400):
+        choice = model.choose(CODE, None)
+        if choice.index == 0:
+            model.observe(CODE, None, ("small",), set())
+            if not choice.explored:
+                cheap_again = n
+                break
+    assert cheap_again is not None and cheap_again < 200
