@@ -103,16 +103,22 @@ class SecretFile:
     def _refresh(self) -> None:
         try:
             stamp = self._stat()
-            if stamp == self._stamp:
-                return
+        except OSError as exc:  # mid-swap: the next call looks again
+            _log.warning("shared secret file missing; keeping the current secret", error=str(exc))
+            return
+        if stamp == self._stamp:
+            return
+        # Whatever the outcome, this version of the file is dealt with: a bad one is reported
+        # once, not on every call, and the writer's next change gives a new stamp.
+        self._stamp = stamp
+        try:
             value = _read_secret(self._path)
-            fresh = digest(value)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             _log.warning(
                 "shared secret file unreadable; keeping the current secret", error=str(exc)
             )
             return
-        self._stamp = stamp
+        fresh = digest(value)
         if fresh == self._current:
             return
         self._secret = value

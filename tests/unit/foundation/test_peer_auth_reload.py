@@ -99,3 +99,26 @@ def test_san_check_accepts_a_pinned_dns_or_uri_and_explains_refusals() -> None:
     assert isinstance(_refusal(pin, {}), UnauthenticatedError)
     with pytest.raises(ValueError):
         PeerSanInterceptor([], open_services=())
+
+
+def test_a_bad_secret_file_is_read_once_per_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tierroute.peer_auth as peer_auth
+
+    path = tmp_path / "secret"
+    good = secrets.token_hex(20)
+    path.write_text(good)
+    source = SecretFile(path)
+    reads: list[Path] = []
+    real = peer_auth._read_secret
+
+    def counted(p: Path) -> str:
+        reads.append(p)
+        return real(p)
+
+    monkeypatch.setattr(peer_auth, "_read_secret", counted)
+    path.write_text("short")
+    for _ in range(5):
+        assert source.digests() == (digest(good),)
+    assert len(reads) == 1  # the broken version is not re-read (nor logged) on every call
