@@ -13,7 +13,12 @@ import structlog
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from router_svc.auth import Gate, OpenGate, TenantGate, load_keys
-from router_svc.classifier import Classifier, LoadedClassifier, load_classifier
+from router_svc.classifier import (
+    Classifier,
+    LoadedClassifier,
+    load_classifier,
+    load_static_embedding,
+)
 from router_svc.config import RouterSettings
 from router_svc.costs import Prices
 from router_svc.feedback import RecentRequests
@@ -29,9 +34,11 @@ from router_svc.servicer import RouterServicer
 from router_svc.shadow import ShadowSampler
 from router_svc.start_tier import (
     CheapFeatures,
+    Featurizer,
     StartTierLearner,
     StartTierMetrics,
     TierPrice,
+    WithEmbedding,
     open_learner,
 )
 from router_svc.state.factory import open_state
@@ -148,8 +155,7 @@ def build_router(
             names,
             [TierPrice(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers],
             settings.start_tier,
-            # The static encoder's embedding plugs in here (features.WithEmbedding).
-            CheapFeatures(settings.start_tier.hash_buckets),
+            start_tier_features(settings),
             StartTierMetrics(registry, names),
         )
     policy = RoutingPolicy(
@@ -213,6 +219,20 @@ def build_router(
         start_tier,
         state=state,
     )
+
+
+def start_tier_features(settings: RouterSettings) -> Featurizer:
+    """The learned start tier's features: cheap ones, plus the static encoder's embedding
+    when ``start_tier.embedding`` is on and its artefact is there."""
+    cheap = CheapFeatures(settings.start_tier.hash_buckets)
+    if not settings.start_tier.embedding:
+        return cheap
+    try:
+        embedding = load_static_embedding(settings.classifier)
+    except FileNotFoundError as exc:
+        _log.warning("start tier without the static embedding", error=str(exc))
+        return cheap
+    return WithEmbedding(cheap, embedding.embed, embedding.dimensions, "static")
 
 
 async def open_quality(

@@ -13,13 +13,13 @@ import math
 import re
 import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-Embed = Callable[[str], FloatArray]
+Embed = Callable[[str], npt.NDArray[np.floating[Any]]]
 """A prompt's embedding (fixed length), e.g. the static encoder's."""
 
 _WORD = re.compile(r"[A-Za-z_]+|\d+|[^\sA-Za-z_\d]")

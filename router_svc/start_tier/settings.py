@@ -26,6 +26,9 @@ class StartTierSettings(Section):
     """Most recent outcomes kept per tier for refits (older ones are forgotten)."""
     l2: float = Field(default=1.0, gt=0)
     """Strength of the pull towards the prior (the classifier's opinion) in each refit."""
+    embedding: bool = True
+    """Add the static encoder's prompt embedding to the features when its artefact is there
+    (``classifier.static_dir``); without it the cheap features alone are used."""
     hash_buckets: int = Field(default=256, ge=16, le=4096)
     """Hashed word features of the cheap featuriser."""
     expected_completion_tokens: int = Field(default=256, ge=1)

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router_svc.start_tier import CheapFeatures, StartTierLearner, StartTierSettings, TierPrice
+from router_svc.classifier import ClassifierSettings, load_static_embedding
+from router_svc.start_tier import (
+    CheapFeatures,
+    Featurizer,
+    StartTierLearner,
+    StartTierSettings,
+    TierPrice,
+    WithEmbedding,
+)
 from tierroute_tools.evaluation.loop_replay import (
     CHEAP,
     LARGE,
@@ -62,13 +70,15 @@ def simulate(
     settings: StartTierSettings,
     latencies: dict[str, tuple[float, float]],
     seed: int,
+    featurizer: Featurizer | None = None,
 ) -> list[Step]:
-    """The learned start tier over the stream (decide, then learn from what happened)."""
+    """The learned start tier over the stream (decide, then learn from what happened);
+    ``featurizer``: cheap features by default."""
     learner = StartTierLearner(
         (CHEAP, LARGE),
         [TierPrice(*prices.cheap), TierPrice(*prices.large)],
         settings,
-        CheapFeatures(settings.hash_buckets),
+        featurizer or CheapFeatures(settings.hash_buckets),
         rng=random.Random(seed),
         background=False,
     )
@@ -190,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--static-threshold", type=float, required=True)
     parser.add_argument("--quality", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--start-tier", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument(
+        "--embedding", action="store_true", help="add the static encoder's prompt embedding"
+    )
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--window", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
@@ -203,10 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     values.update(dict(pair.partition("=")[::2] for pair in args.start_tier))
     settings = StartTierSettings.model_validate(values)
     latencies = _latencies(args.latency, args.latency_small_arm or CHEAP, args.large_arm)
+    featurizer: Featurizer = CheapFeatures(settings.hash_buckets)
+    if args.embedding:
+        embedding = load_static_embedding(ClassifierSettings())
+        featurizer = WithEmbedding(featurizer, embedding.embed, embedding.dimensions, "static")
     report: dict[str, Any] = {
         "items": len(items),
         "warmup": args.warmup,
         "start_tier": settings.model_dump(mode="json"),
+        "features": featurizer.signature,
         "policies": {},
     }
     for policy in args.policy or ["static", "controller"]:
@@ -218,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     items, prices, _settings(args.quality), args.static_threshold, args.seed
                 )
             )
-        steps = simulate(items, baseline, prices, settings, latencies, args.seed)
+        steps = simulate(items, baseline, prices, settings, latencies, args.seed, featurizer)
         summary = summarise(items, baseline, steps, args.warmup, args.window, latencies)
         report["policies"][policy] = summary
         after = summary["after_warmup"] or summary["all"]
