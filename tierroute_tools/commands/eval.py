@@ -212,6 +212,12 @@ def _register_live(commands: Any) -> None:
     )
     live.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     live.add_argument("--sandboxes", type=int, default=2, help="code sandboxes run at once")
+    live.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        help="score code even below the sandbox's minimum isolation (network and PID "
+        "namespaces, a throw-away uid); every record then says what was missing",
+    )
     live.add_argument("--timeout", type=float, default=300.0, help="deadline per request (s)")
     live.add_argument(
         "--fallback-threshold",
@@ -479,9 +485,13 @@ def _live_items(args: argparse.Namespace) -> tuple[list[Any], Any, Any]:
     )
     if not tasks:
         return items, None, sampling
+    from tierroute.sandbox import NO_MINIMUM, Limits, require_minimum
     from tierroute_tools.evaluation.tasks import CodeScorer
 
-    return items, CodeScorer({i.id: tasks[i.id] for i in items}, args.sandboxes), sampling
+    limits = Limits(minimum=NO_MINIMUM) if args.allow_weak_sandbox else Limits()
+    require_minimum(limits)  # refuse with a clear error before any request is sent
+    scorer = CodeScorer({i.id: tasks[i.id] for i in items}, args.sandboxes, limits)
+    return items, scorer, sampling
 
 
 def run_live(args: argparse.Namespace) -> int:

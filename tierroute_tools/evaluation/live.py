@@ -141,6 +141,8 @@ class LiveRecord:
     status: str | None = None
     """How the scorer judged: ``passed``/``failed``/``timeout``/... for code; ``None`` otherwise."""
     score_seconds: float = 0.0
+    sandbox_isolation: str | None = None
+    """Code only: the isolation the answer was scored under (see :class:`Score`)."""
     routed_tier: str = ""
     reason: str = ""
     classifier_score: float | None = None
@@ -196,6 +198,9 @@ class Score:
     """The normalised answer (exact match); ``None`` for code."""
     status: str | None = None
     seconds: float = 0.0
+    isolation: str | None = None
+    """Code only: the sandbox isolation that applied, ``"<network>,<user>"``, followed by
+    ``" below-default:<missing>"`` when it ran under the opt-out of the minimum."""
 
 
 class Scorer(Protocol):
@@ -234,6 +239,7 @@ def record_of(
         correct=score.correct,
         status=score.status,
         score_seconds=score.seconds,
+        sandbox_isolation=score.isolation,
         routed_tier=completion.routed.tier,
         reason=completion.routed.reason,
         classifier_score=completion.routed.classifier_score,

@@ -60,6 +60,7 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
     causes = Counter(r.escalation_cause or "unknown" for r in records if r.escalated)
     reasons = Counter(r.reason for r in records if r.error is None)
     statuses = Counter(r.status for r in records if r.status is not None)
+    isolations = Counter(r.sandbox_isolation for r in records if r.sandbox_isolation)
     summary = {
         "n": n,
         "errors": sum(r.error is not None for r in records),
@@ -76,6 +77,8 @@ def _arm_summary(arm: Mapping[str, LiveRecord], large_cost: float | None) -> dic
     }
     if statuses:
         summary["statuses"] = dict(sorted(statuses.items()))
+    if isolations:
+        summary["sandbox_isolation"] = dict(sorted(isolations.items()))
     return summary
 
 

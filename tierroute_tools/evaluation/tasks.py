@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self
 
+from tierroute.sandbox import Limits
 from tierroute_tools.evaluation.live import CODE, LiveItem, Score
 
 SHOTS = "Q: 3 + 5\nA: 8\n\nQ: 14 - 6\nA: 8\n\nQ: 7 * 6\nA: 42\n\n"
@@ -141,10 +142,13 @@ class CodeScorer:
     the event loop; ``workers`` bounds how many run at once beside the engines.
     """
 
-    def __init__(self, tasks: Mapping[str, Any], workers: int = 2) -> None:
+    def __init__(
+        self, tasks: Mapping[str, Any], workers: int = 2, limits: Limits | None = None
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._tasks = tasks
+        self._limits = limits or Limits()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox")
 
     async def score(self, item: LiveItem, text: str) -> Score:
@@ -153,8 +157,13 @@ class CodeScorer:
 
         task = self._tasks[item.id]
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._pool, score, task, text)
-        return Score(bool(result.passed), None, str(result.status), float(result.seconds))
+        result = await loop.run_in_executor(self._pool, score, task, text, self._limits)
+        isolation = result.isolation
+        if result.below_default:
+            isolation += " below-default:" + "+".join(result.below_default)
+        return Score(
+            bool(result.passed), None, str(result.status), float(result.seconds), isolation
+        )
 
     def close(self) -> None:
         """Wait for running sandboxes and free the threads."""
