@@ -121,8 +121,10 @@ class JudgedSampler:
         largest_prices: Prices,
         max_in_flight: int,
         clock: Callable[[], float] = time.time,
+        on_verdict: Callable[[ServedRequest, bool], None] | None = None,
     ) -> None:
         self._loop = loop
+        self._on_verdict = on_verdict
         self._judges = judges
         self._largest = largest
         self._prices = largest_prices
@@ -195,6 +197,10 @@ class JudgedSampler:
             time=request.time,
         )
         await self._loop.record(sample)
+        if self._on_verdict is not None:
+            # Other learners (the start tier) hear the verdict too: an unacceptable answer of a
+            # cheaper tier is a request that should have started higher.
+            self._on_verdict(request, verdict.acceptable)
         _log.info(
             "judged_sample",
             request_id=request.request_id,

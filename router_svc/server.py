@@ -23,7 +23,7 @@ from router_svc.config import RouterSettings
 from router_svc.costs import Prices
 from router_svc.feedback import RecentRequests
 from router_svc.judge_ask import tier_ask
-from router_svc.judged_samples import JudgedSampler
+from router_svc.judged_samples import JudgedSampler, ServedRequest
 from router_svc.ledger import CostLedger
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingPolicy
@@ -102,7 +102,7 @@ class RouterApp:
             # Opened here, not in build_router: loading the saved state is awaited I/O. Requests
             # taken before (the server is not SERVING yet) are simply not judged.
             self.quality = await open_quality(
-                self.settings, self.tiers, self.metrics, self.registry
+                self.settings, self.tiers, self.metrics, self.registry, self.start_tier
             )
             self.servicer.attach_quality(self.quality)
             self.quality.start()
@@ -240,8 +240,10 @@ async def open_quality(
     tiers: TierPool,
     metrics: RouterMetrics,
     registry: CollectorRegistry,
+    start_tier: StartTierLearner | None = None,
 ) -> QualityOn:
-    """The quality loop with its saved state, its judges and its judged-sample sampler."""
+    """The quality loop with its saved state, its judges and its judged-sample sampler (whose
+    verdicts also teach ``start_tier``, when one is on)."""
     names = settings.tier_names
     largest = names[-1]
     prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
@@ -256,7 +258,23 @@ async def open_quality(
         ),
     )
     judges = build_judges(settings.judges, ask=tier_ask(tiers[largest], prices[largest]))
-    sampler = JudgedSampler(loop, judges, largest, prices[largest], settings.shadow.max_in_flight)
+    on_verdict = None
+    if start_tier is not None:
+        learner = start_tier
+
+        def on_verdict(request: ServedRequest, acceptable: bool) -> None:
+            learner.observe_judged(
+                request.prompt, request.routing_score, request.first_tier, acceptable
+            )
+
+    sampler = JudgedSampler(
+        loop,
+        judges,
+        largest,
+        prices[largest],
+        settings.shadow.max_in_flight,
+        on_verdict=on_verdict,
+    )
     _log.info(
         "quality loop open",
         target=quality.target,

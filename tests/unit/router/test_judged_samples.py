@@ -139,6 +139,26 @@ async def test_an_escalated_request_is_judged_against_the_served_answer_without_
     assert sample.escalated and sample.tiers_tried == ("small", "large")
 
 
+async def test_decided_verdicts_reach_the_other_learners() -> None:
+    # The start tier learns from judged answers: each decided verdict is handed on with the
+    # request it judged; an undecided one (prose against prose) is not.
+    heard: list[tuple[str, str, bool]] = []
+    loop = await open_loop()
+    sampler = JudgedSampler(
+        loop,
+        build_judges(JudgeSettings(fallbacks={})),
+        "large",
+        LARGE_PRICES,
+        4,
+        on_verdict=lambda r, ok: heard.append((r.request_id, r.first_tier, ok)),
+    )
+    assert sampler.submit(request("wrong"), Shadow("Sure: 2 + 2 = 5"))
+    assert sampler.submit(request("right", served="large", large_text="It is 4."), Shadow())
+    assert sampler.submit(request("prose", small_text=PROSE), Shadow(PROSE))
+    await settle(sampler)
+    assert sorted(heard) == [("right", "small", True), ("wrong", "small", False)]
+
+
 async def test_undecided_and_failed_judgments_are_dropped_and_counted() -> None:
     registry = CollectorRegistry()
     loop = await open_loop(registry)
