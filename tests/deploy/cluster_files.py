@@ -182,11 +182,17 @@ class ClusterFiles:
         return PodFiles(mounts)
 
 
+REDIS_AUTH_TOKEN = b"token-from-secrets-manager"
+"""The Redis AUTH token of the test cluster (a test value, not a secret)."""
+
+
 def cluster_for(rendered: Rendered, root: Path) -> ClusterFiles:
     """The Secrets of the render's Certificates and its ConfigMaps, ready to mount."""
     cluster = ClusterFiles(root)
     cluster.issue_certificates(rendered.of_kind("Certificate"))
     cluster.add_config_maps(rendered.of_kind("ConfigMap"))
+    # Made by Terraform next to ElastiCache (modules/platform), mounted by prod's router.
+    cluster.add_secret("tierroute-redis-auth", {"auth-token": REDIS_AUTH_TOKEN})
     return cluster
 
 

@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.cluster_files import cluster_for, mounted, router_settings_file
+from tests.deploy.cluster_files import (
+    REDIS_AUTH_TOKEN,
+    cluster_for,
+    mounted,
+    router_settings_file,
+)
 from tests.deploy.helpers import (
     CHART,
     CHECKOV_SKIPS,
@@ -87,6 +92,12 @@ def test_rendered_router_config_loads_in_the_router(
         cluster = cluster_for(rendered[environment], tmp_path / environment)
         path = router_settings_file(cluster, rendered[environment], f"{RELEASE}-tierroute-router")
         settings = RouterSettings.model_validate(yaml.safe_load(path.read_text()))
+        # Shared router state: Redis wherever replicas autoscale, read from the mounted Secret.
+        expected = "memory" if environment == "default" else "redis"
+        assert settings.state.backend.value == expected, environment
+        if environment == "prod":
+            assert settings.state.url.startswith("rediss://")
+            assert settings.state.password() == REDIS_AUTH_TOKEN.decode()
         assert settings.server.port == 50051
         assert settings.server.metrics_port == 9464
         assert settings.server.host == "0.0.0.0"
@@ -194,6 +205,8 @@ def test_probes_are_grpc_and_sized_for_loading(
     tiers = {t["name"]: t for t in result.values["tiers"]}
     defaults = result.values["modelDefaults"]
     for deployment in result.of_kind("Deployment"):
+        if deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "redis":
+            continue  # the dev Redis probes with redis-cli (test_deploy_state_store)
         spec = pod_spec(deployment)
         (container,) = spec["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}

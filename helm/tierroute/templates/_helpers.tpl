@@ -251,3 +251,19 @@ The router dials dns:///<name>.<namespace>.svc.<clusterDomain>, which the certif
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/* Router state (state.*): the dev Redis's name, and the URL the router uses. */}}
+{{- define "tierroute.redisName" -}}
+{{- printf "%s-redis" (include "tierroute.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "tierroute.stateDir" -}}/etc/tierroute-state{{- end -}}
+{{- define "tierroute.redisUrl" -}}
+{{- $redis := .Values.state.redis -}}
+{{- if $redis.url -}}
+{{- $redis.url -}}
+{{- else if .Values.state.dev.enabled -}}
+{{- printf "redis://%s.%s.svc.%s:%d/0" (include "tierroute.redisName" .) .Release.Namespace .Values.clusterDomain (int $redis.port) -}}
+{{- else -}}
+{{- fail "state.backend redis needs state.redis.url (an existing Redis) or state.dev.enabled" -}}
+{{- end -}}
+{{- end -}}
