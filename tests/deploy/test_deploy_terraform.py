@@ -247,7 +247,7 @@ def test_environments_share_the_stack(hcl: Parsed) -> None:
         dev_versions.replace("tierroute/dev/", "tierroute/prod/")
         == (prod / "versions.tf").read_text()
     )
-    # Each root calls modules/stack once, and the stack composes the five modules.
+    # Each root calls modules/stack once, and the stack composes the six modules.
     for environment in ("dev", "prod"):
         modules = blocks(hcl, "module", f"envs/{environment}/")
         assert [(name, body["source"]) for _, name, body in modules] == [
@@ -255,7 +255,8 @@ def test_environments_share_the_stack(hcl: Parsed) -> None:
         ]
     composed = {name: body["source"] for _, name, body in blocks(hcl, "module", "modules/stack/")}
     assert composed == {
-        m: f"../{m}" for m in ("network", "eks", "model_store", "registry", "platform")
+        m: f"../{m}"
+        for m in ("network", "eks", "model_store", "registry", "state_store", "platform")
     }
     assert [p for p, _, _ in resources(hcl, "aws_kms_key") if "envs/" in p] == []
     # The root passes every input of the stack; the stack's part of terraform.tfvars is passed

@@ -21,6 +21,8 @@ stack = {
   # cluster that runs cert-manager already: install = false (and create_issuer = false if the
   # issuer exists too).
   cert_manager = { install = true, create_issuer = true, issuer_name = "tierroute-ca" }
+  # Shared router state in the chart's small dev Redis (values-dev.yaml), not ElastiCache.
+  state_store = { enabled = false }
 
   node_groups = {
     cpu = {

@@ -31,4 +31,5 @@ module "stack" {
   tierroute_values       = var.stack.tierroute_values
   log_retention_days     = var.stack.log_retention_days
   cert_manager           = var.stack.cert_manager
+  state_store            = var.stack.state_store
 }

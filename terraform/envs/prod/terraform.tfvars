@@ -22,6 +22,9 @@ stack = {
   # cluster that runs cert-manager already: install = false (and create_issuer = false if the
   # issuer exists too).
   cert_manager = { install = true, create_issuer = true, issuer_name = "tierroute-ca" }
+  # The router replicas' shared budgets and rate limits: ElastiCache for Redis (TLS, at-rest
+  # encryption, AUTH token in Secrets Manager) in the VPC; its endpoint goes to the release.
+  state_store = { enabled = true, node_type = "cache.t4g.small", replicas = 2 }
 
   node_groups = {
     cpu = {

@@ -63,6 +63,16 @@ locals {
       }
     }
   }
+  # The router state's Redis, when the stack provisioned one (ElastiCache): its endpoint and the
+  # Secret with its AUTH token (the environment's values file holds the rest of state.*).
+  state_values = [
+    for url in [var.state_redis_url] : {
+      state = {
+        backend = "redis"
+        redis   = { url = url, authSecret = "tierroute-redis-auth", authSecretKey = "auth-token" }
+      }
+    } if url != ""
+  ]
   # The EKS NVIDIA AMI ships the driver and the container toolkit: the operator adds the rest.
   gpu_operator_values = {
     driver  = { enabled = false }
@@ -151,6 +161,17 @@ resource "helm_release" "gpu_operator" {
   depends_on = [helm_release.kube_prometheus_stack]
 }
 
+resource "kubernetes_secret_v1" "redis_auth" {
+  count = var.state_redis_url == "" ? 0 : 1
+  metadata {
+    name      = "tierroute-redis-auth"
+    namespace = kubernetes_namespace_v1.this[var.tierroute_namespace].metadata[0].name
+  }
+  data = {
+    "auth-token" = var.state_redis_token
+  }
+}
+
 resource "helm_release" "tierroute" {
   name      = "tierroute"
   namespace = kubernetes_namespace_v1.this[var.tierroute_namespace].metadata[0].name
@@ -164,6 +185,7 @@ resource "helm_release" "tierroute" {
   values = [
     file("${path.module}/../../../helm/tierroute/values-${var.environment}.yaml"),
     yamlencode(local.tierroute_values),
+    yamlencode(merge({}, local.state_values...)),
     yamlencode(var.tierroute_values),
   ]
 
@@ -173,5 +195,6 @@ resource "helm_release" "tierroute" {
     helm_release.gpu_operator,
     helm_release.cert_manager,
     helm_release.ca_issuer,
+    kubernetes_secret_v1.redis_auth,
   ]
 }

@@ -115,3 +115,16 @@ variable "ca_issuer_name" {
     error_message = "ca_issuer_name must be a DNS label of at most 50 characters (the issuer chart appends -selfsigned)."
   }
 }
+
+variable "state_redis_url" {
+  description = "The router state's Redis (rediss://...): set, the release counts budgets and rate limits there; empty: the environment's values decide."
+  type        = string
+  default     = ""
+}
+
+variable "state_redis_token" {
+  description = "AUTH token of state_redis_url, put in the Kubernetes Secret the router mounts."
+  type        = string
+  default     = ""
+  sensitive   = true
+}

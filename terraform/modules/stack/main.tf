@@ -1,5 +1,5 @@
 # One whole tierroute environment on EKS: network, cluster with a CPU and GPU node groups, model
-# bucket, image registry, then the monitoring stack, the GPU operator, cert-manager with its CA
+# bucket, image registry, the router state's Redis (when enabled), then the monitoring stack, the GPU operator, cert-manager with its CA
 # issuer and the chart. envs/dev and envs/prod call this module alike; they differ in
 # terraform.tfvars only.
 
@@ -55,6 +55,20 @@ module "registry" {
   tags        = var.tags
 }
 
+module "state_store" {
+  source = "../state_store"
+  count  = var.state_store.enabled ? 1 : 0
+
+  name               = local.name
+  vpc_id             = module.network.vpc_id
+  subnet_ids         = module.network.private_subnet_ids
+  client_cidr_blocks = [var.vpc_cidr]
+  kms_key_arn        = aws_kms_key.platform.arn
+  node_type          = var.state_store.node_type
+  replicas           = var.state_store.replicas
+  tags               = var.tags
+}
+
 module "platform" {
   source = "../platform"
 
@@ -67,6 +81,8 @@ module "platform" {
   cert_manager_install  = var.cert_manager.install
   ca_issuer_create      = var.cert_manager.create_issuer
   ca_issuer_name        = var.cert_manager.issuer_name
+  state_redis_url       = var.state_store.enabled ? module.state_store[0].url : ""
+  state_redis_token     = var.state_store.enabled ? module.state_store[0].auth_token : ""
 
   depends_on = [module.eks]
 }

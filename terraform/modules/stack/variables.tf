@@ -109,3 +109,13 @@ variable "cert_manager" {
   })
   default = {}
 }
+
+variable "state_store" {
+  description = "The router replicas' shared state in ElastiCache for Redis (TLS, encrypted at rest, AUTH token in Secrets Manager): enabled = false leaves it to the chart (values-<environment>.yaml, e.g. the dev Redis)."
+  type = object({
+    enabled   = optional(bool, false)
+    node_type = optional(string, "cache.t4g.small")
+    replicas  = optional(number, 2)
+  })
+  default = {}
+}
