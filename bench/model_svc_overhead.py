@@ -139,7 +139,8 @@ def grpc_requester(stub: model_service_pb2_grpc.ModelServiceStub) -> Requester:
 
     async def request(prompt: str, max_tokens: int) -> tuple[float, int]:
         message = model_service_pb2.GenerateRequest(
-            prompt=common_pb2.Prompt(text=prompt),
+            # Raw, as vLLM's /v1/completions takes it: the same tokens on both sides.
+            prompt=common_pb2.Prompt(text=prompt, raw=True),
             sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0),
         )
         started = time.perf_counter()
