@@ -282,7 +282,9 @@ async def test_the_in_process_store_lets_each_replica_spend_the_whole_budget(
 async def test_the_rate_limit_holds_across_replicas(
     tiers: Tiers, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    replicas = start_replicas(tmp_path, tiers, {"backend": "redis", "url": redis_server.url})
+    # A generous timeout: a spuriously slow Redis would hand each replica its own bucket.
+    state = {"backend": "redis", "url": redis_server.url, "timeout_ms": 2000}
+    replicas = start_replicas(tmp_path, tiers, state)
     replicas.channels = [grpc.aio.insecure_channel(r.address) for r in replicas.routers]
     try:
         codes: Counter[str] = Counter()
@@ -316,7 +318,9 @@ async def test_redis_killed_mid_run_refuses_budgets_then_recovers_without_lost_a
     state = {
         "backend": "redis",
         "url": server.url,
-        "timeout_ms": 200,
+        # Long enough that a loaded machine does not fake an outage; a killed Redis refuses
+        # connections at once anyway.
+        "timeout_ms": 500,
         "probe_interval_seconds": 0.5,
     }
     replicas = start_replicas(tmp_path, tiers, state)
