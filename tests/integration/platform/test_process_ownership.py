@@ -181,13 +181,14 @@ def _home_files(home: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_sigterm_stops_every_process_eval_live_started(eval_live: Run) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_every_process_eval_live_started(eval_live: Run, signum: int) -> None:
     services = eval_live.descendants()
     assert len(services) >= 3, "two tiers and the router"
-    eval_live.process.send_signal(signal.SIGTERM)
+    eval_live.process.send_signal(signum)
     code = eval_live.process.wait(timeout=GONE_SECONDS + 30)
     left = _wait_gone(services, 5.0)
-    assert not left, f"still running after SIGTERM: {left}\n{eval_live.output.read_text()}"
+    assert not left, f"still running after {signum}: {left}\n{eval_live.output.read_text()}"
     assert code == 130, eval_live.output.read_text()[-3000:]
     assert _home_files(eval_live.home) == []
 
