@@ -28,6 +28,7 @@ from router_svc.ledger import CostLedger
 from router_svc.metrics import RouterMetrics
 from router_svc.policy import RoutingPolicy
 from router_svc.quality import QualityLoop, QualityMetrics
+from router_svc.quality.samples import SampleStore
 from router_svc.quality_hook import QualityHook, QualityOff, QualityOn
 from router_svc.rules import RuleSet
 from router_svc.servicer import RouterServicer
@@ -41,7 +42,7 @@ from router_svc.start_tier import (
     WithEmbedding,
     open_learner,
 )
-from router_svc.state.factory import open_state
+from router_svc.state.factory import open_state, shared_sample_store
 from router_svc.state.memory import InProcessState
 from router_svc.state.store import RouterState
 from router_svc.tiers import TierPool
@@ -102,7 +103,12 @@ class RouterApp:
             # Opened here, not in build_router: loading the saved state is awaited I/O. Requests
             # taken before (the server is not SERVING yet) are simply not judged.
             self.quality = await open_quality(
-                self.settings, self.tiers, self.metrics, self.registry, self.start_tier
+                self.settings,
+                self.tiers,
+                self.metrics,
+                self.registry,
+                self.start_tier,
+                shared_sample_store(self.state, self.settings.state),
             )
             self.servicer.attach_quality(self.quality)
             self.quality.start()
@@ -241,9 +247,11 @@ async def open_quality(
     metrics: RouterMetrics,
     registry: CollectorRegistry,
     start_tier: StartTierLearner | None = None,
+    samples: SampleStore | None = None,
 ) -> QualityOn:
     """The quality loop with its saved state, its judges and its judged-sample sampler (whose
-    verdicts also teach ``start_tier``, when one is on)."""
+    verdicts also teach ``start_tier``, when one is on). ``samples``: the judged-sample store
+    every replica shares (Redis), else the loop's own in-process one."""
     names = settings.tier_names
     largest = names[-1]
     prices = {t.name: Prices(t.input_usd_per_mtok, t.output_usd_per_mtok) for t in settings.tiers}
@@ -256,6 +264,7 @@ async def open_quality(
         metrics=QualityMetrics(
             registry, names, (*JUDGE_NAMES, FEEDBACK), shadow_cost=metrics.shadow_cost
         ),
+        store=samples,
     )
     judges = build_judges(settings.judges, ask=tier_ask(tiers[largest], prices[largest]))
     on_verdict = None

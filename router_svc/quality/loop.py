@@ -88,15 +88,19 @@ class QualityLoop:
         metrics: QualityMetrics | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        store: SampleStore | None = None,
     ) -> QualityLoop:
-        """A loop over the in-process store, with saved samples and thresholds reloaded and
-        every tier's score model refitted from them.
+        """A loop over ``store`` (the in-process store when None), with saved samples and
+        thresholds reloaded and every tier's score model refitted from them.
 
         ``tiers`` are the cheaper tiers (never ``largest``); ``fallback_threshold`` is the
-        policy's, the start value unless ``settings.start_threshold`` is set.
+        policy's, the start value unless ``settings.start_threshold`` is set. A shared store
+        (every replica's samples) makes the replicas refit the same score models and certify
+        the same thresholds from the same evidence.
         """
         cheaper = [t for t in tiers if t != largest]
-        store = await InProcessSampleStore.open(settings.store_capacity, settings.store_path)
+        if store is None:
+            store = await InProcessSampleStore.open(settings.store_capacity, settings.store_path)
         controller = ThresholdController.from_settings(settings, cheaper, fallback_threshold, clock)
         await controller.load()
         loop = cls(

@@ -109,3 +109,49 @@ def test_the_memory_backend_shares_nothing() -> None:
 def test_a_store_needs_room(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError, match="capacity"):
         RedisSampleStore(redis_client(settings(redis_server)), "x:", 0)
+
+
+async def test_two_quality_loops_over_one_redis_certify_the_same_threshold(
+    redis_server: RedisServer,
+) -> None:
+    # Two replicas' quality loops share the judged samples through Redis: the evidence one
+    # replica judged moves the other's threshold too, and both end at the same value.
+    import random
+
+    from router_svc.quality import QualityLoop, QualitySettings
+
+    config = settings(redis_server, samples_capacity=1000)
+    quality = QualitySettings(enabled=True, min_samples=30, refit_every=10)
+    loops = []
+    for _ in range(2):
+        store = shared_sample_store(open_state(config, CollectorRegistry()), config)
+        assert store is not None
+        loops.append(
+            await QualityLoop.open(
+                quality, ["small", "large"], "large", 0.65, rng=random.Random(0), store=store
+            )
+        )
+    writer, reader = loops
+    assert writer.threshold("small") == reader.threshold("small") == 1.0  # warm-up
+    rng = random.Random(3)
+    for index in range(120):
+        score = rng.random()
+        right = rng.random() < 0.6 + 0.4 * score  # higher scores are right more often
+        judged = sample(f"w{index}", tier="small")
+        await writer.record(
+            JudgedSample(
+                **{
+                    **judged.__dict__,
+                    "score": score,
+                    "features": {"confidence": score},
+                    "acceptable": right,
+                    "sample_weight": 1.0,
+                }
+            )
+        )
+    await reader.recompute("small")
+    await writer.recompute("small")
+    assert writer.threshold("small") < 1.0  # the evidence certified a lower threshold
+    assert reader.threshold("small") == writer.threshold("small")
+    for loop in loops:
+        await loop.close()
