@@ -23,7 +23,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from model_svc.servicer import CONFIDENCE_TRAILER
+from model_svc.servicer import CONFIDENCE_TRAILER, PROMPT_TOKENS_KEY
 from tierroute.launch import LaunchError, ServiceProcess, launch_module
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 from tierroute_tools.modelprep import CATALOG, default_cache_dir, is_prepared
@@ -219,6 +219,19 @@ async def test_deadline_is_enforced_and_aborts_the_request(small_tier: ServicePr
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
     assert metrics(small_tier)["tierroute_model_requests_total{code=DEADLINE_EXCEEDED}"] >= 1
+
+
+async def test_the_prompt_size_comes_before_the_first_token(small_tier: ServiceProcess) -> None:
+    """The initial metadata carries the prompt's token count before any token, equal to the
+    count in Finished: a caller who leaves early still knows what the prompt cost."""
+    async with grpc.aio.insecure_channel(small_tier.address) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        call = stub.Generate(chat(QUESTION), timeout=120)
+        metadata = dict(await call.initial_metadata())
+        reported = int(metadata[PROMPT_TOKENS_KEY])
+        events = [event async for event in call]
+    assert events[0].HasField("delta")
+    assert reported == events[-1].finished.usage.prompt_tokens > 0
 
 
 async def test_sigterm_drains_in_flight_streams_then_exits(small_tier: ServiceProcess) -> None:
