@@ -345,7 +345,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def router_config(path: Path, model: str, encoder: str) -> None:
+def router_config(path: Path, model: str, encoder: str, default_tier: str | None = None) -> None:
     """A two-tier router over the one fast model service; ``encoder`` ``none`` = no classifier."""
     tiers = [
         {"name": n, "endpoints": [model], "input_usd_per_mtok": p, "output_usd_per_mtok": 2 * p}
@@ -357,6 +357,8 @@ def router_config(path: Path, model: str, encoder: str) -> None:
         "tiers": tiers,
         "limits": {"max_concurrent_streams": 4096},
     }
+    if default_tier is not None:
+        config["policy"] = {"default_tier": default_tier}
     path.write_text(json.dumps(config))  # JSON is YAML
 
 
@@ -392,7 +394,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         pids["proxy"] = stack.enter_context(process(proxy, Path(tmp) / "proxy.log")).pid
         for name, encoder in zip(routers, args.encoders, strict=True):
             config = Path(tmp) / f"router-{encoder}.yaml"
-            router_config(config, paths["direct"], encoder)
+            router_config(config, paths["direct"], encoder, args.default_tier)
             route = [sys.executable, "-m", "router_svc", "--config", str(config)]
             route += ["--port", str(ports[name])]
             log = Path(tmp) / f"router-{encoder}.log"
@@ -521,6 +523,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="FallbackMode number of the routed requests (2: STREAMING)",
     )
     parser.add_argument("--router-log-level", default="INFO", help="the router's log level")
+    parser.add_argument(
+        "--default-tier",
+        choices=("small", "large"),
+        default=None,
+        help="the tier rules-only routers send to (default: the cheapest)",
+    )
     parser.add_argument("--json", type=Path, help="also write the key figures to this file")
     parser.add_argument("--serve-model", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", type=int, metavar="PORT", help=argparse.SUPPRESS)
