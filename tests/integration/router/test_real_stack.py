@@ -80,6 +80,14 @@ def scrape(process: ServiceProcess, metric: str) -> float:
     raise AssertionError(f"{metric} not exported")
 
 
+def prompt_tokens_charged(router: ServiceProcess, tier: str) -> float:
+    """The router's count of prompt tokens paid for on ``tier`` (0 before the first)."""
+    try:
+        return scrape(router, f'tierroute_router_tokens_total{{kind="prompt",tier="{tier}"}}')
+    except AssertionError:
+        return 0.0
+
+
 async def eventually(check: Any, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -169,6 +177,7 @@ async def test_cancelled_stream_leaves_no_engine_request(
         ),
         timeout=180,
     )
+    charged = prompt_tokens_charged(real_stack.router, "small")
     deltas = 0
     async for event in call:
         deltas += event.WhichOneof("event") == "delta"
@@ -179,6 +188,10 @@ async def test_cancelled_stream_leaves_no_engine_request(
     await eventually(
         lambda: scrape(real_stack.small, 'tierroute_model_active_streams{tier="small"}') == 0
     )
+    # The caller left before any Finished: it still pays for the prompt the tier reported.
+    await eventually(lambda: prompt_tokens_charged(real_stack.router, "small") > charged)
+    paid = prompt_tokens_charged(real_stack.router, "small") - charged
+    assert 10 < paid < 100  # the chat-templated prompt, not an estimate of zero
 
 
 async def test_callers_deadline_is_honoured_end_to_end(
@@ -189,6 +202,7 @@ async def test_callers_deadline_is_honoured_end_to_end(
         max_tokens=400,
         fallback_mode=rpb.FALLBACK_MODE_DISABLED,
     )
+    charged = prompt_tokens_charged(real_stack.router, "small")
     started = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as info:
         async for _ in router_stub.Generate(request, timeout=1.5):
@@ -198,6 +212,8 @@ async def test_callers_deadline_is_honoured_end_to_end(
     await eventually(
         lambda: scrape(real_stack.small, 'tierroute_model_active_streams{tier="small"}') == 0
     )
+    # Expired without a Finished: the prompt is paid for all the same.
+    assert prompt_tokens_charged(real_stack.router, "small") > charged
 
 
 async def test_router_metrics_are_scraped(router_stub: Any, real_stack: RealStack) -> None:
