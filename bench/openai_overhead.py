@@ -140,6 +140,26 @@ async def _until_signal() -> None:
 Probe = Callable[[], Awaitable[float]]  # returns the TTFT of one request (seconds)
 
 
+async def _wait_keyed(target: str, auth: dict[str, str], seconds: float) -> None:
+    """Poll ``ListTiers`` with the key until a tier has a healthy endpoint."""
+    from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
+
+    deadline = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = router_service_pb2_grpc.RouterServiceStub(channel)  # type: ignore[no-untyped-call]
+        while time.monotonic() < deadline:
+            try:
+                reply = await stub.ListTiers(
+                    router_service_pb2.ListTiersRequest(), timeout=2, metadata=tuple(auth.items())
+                )
+                if any(tier.healthy_endpoints > 0 for tier in reply.tiers):
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"router {target} not ready after {seconds:.0f} s")
+
+
 def _bench_key(key: str) -> dict[str, Any]:
     """The router's configuration of ``key``: one tenant, limits far above the load."""
     from router_svc.auth import hash_key
@@ -358,7 +378,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "settings": vars(args) | {"litellm": LITELLM_VERSION},
         # Both gateways check a key on every request unless --router-auth off.
-        "key_checks": {"tierroute": args.router_auth == "on", "litellm": True},
+        "key_checks": {
+            "tierroute": args.router_auth == "on",
+            "litellm": None if args.skip_litellm else True,
+        },
     }
     procs = Processes(run_dir)
     try:
@@ -375,7 +398,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
              "--port", str(http_port)],
             quiet,
         )  # fmt: skip
-        await wait_http(f"http://127.0.0.1:{http_port}/readyz", endpoint, 60)
+        if router_auth:
+            # The endpoint's /readyz asks the router's ListTiers without a key, which a router
+            # with API keys refuses: wait for liveness and for one keyed request instead.
+            await wait_http(f"http://127.0.0.1:{http_port}/healthz", endpoint, 60)
+            await _wait_keyed(f"127.0.0.1:{router_port}", router_auth, 60)
+        else:
+            await wait_http(f"http://127.0.0.1:{http_port}/readyz", endpoint, 60)
         litellm = None if args.skip_litellm else await _start_litellm(procs, cache, me, schedule)
         results["loadavg_before"] = os.getloadavg()
         async with (

@@ -123,7 +123,22 @@ def _model_figures() -> list[tuple[str, str]]:
     return [(README, sentence), (BENCHMARKS, sentence)]
 
 
-FIGURES = [*_replay_figures(), *_router_figures(), *_model_figures()]
+def _openai_figures() -> list[tuple[str, str]]:
+    run = _load("openai_overhead.json")
+    assert run["key_checks"]["tierroute"], "compare like with like: the router checks keys"
+    grpc, endpoint = run["grpc"], run["openai_endpoint"]
+    added = endpoint["ttft_p50_ms"] - grpc["ttft_p50_ms"]
+    share = endpoint["requests_per_s"] / grpc["requests_per_s"]
+    sentence = (
+        f"gRPC baseline {grpc['ttft_p50_ms']:.2f} ms TTFT p50, the endpoint "
+        f"{endpoint['ttft_p50_ms']:.2f} ms, so the endpoint adds {_signed(added)} TTFT p50 with "
+        f"the router's API keys on, and keeps {share:.0%} of the gRPC throughput "
+        f"({endpoint['requests_per_s']:.0f} vs {grpc['requests_per_s']:.0f} req/s)"
+    )
+    return [(BENCHMARKS, sentence)]
+
+
+FIGURES = [*_replay_figures(), *_router_figures(), *_model_figures(), *_openai_figures()]
 
 
 @pytest.mark.parametrize(("document", "figure"), FIGURES, ids=[f[1][:60] for f in FIGURES])
