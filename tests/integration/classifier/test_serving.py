@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from router_svc.classifier import ClassifierSettings, OnnxClassifier
-from tierroute_tools.classifier_training.artifacts import read_json
+from tierroute_tools.classifier_training.artifacts import StaticPaths, read_json
 from tierroute_tools.classifier_training.features import embed
 from tierroute_tools.classifier_training.graph import Head, numpy_head
 from tierroute_tools.classifier_training.pipeline import ArtifactPaths
@@ -79,13 +79,24 @@ async def test_embeddings_are_unit_vectors(classifier: OnnxClassifier) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
 
-def test_calibrate_command_updates_the_card(artifact: ArtifactPaths, tmp_path: Path) -> None:
+def test_calibrate_command_updates_the_card(
+    artifact: ArtifactPaths, static_artifact: StaticPaths, tmp_path: Path
+) -> None:
     shutil.copy(artifact.card, tmp_path / "card.json")
     shutil.copy(artifact.scores, tmp_path / "scores.npz")
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(
-        ["classifier", "calibrate", "--out", str(tmp_path), "--target-cost-reduction", "0.5"]
+        [
+            "classifier",
+            "calibrate",
+            "--encoder",
+            "minilm",
+            "--out",
+            str(tmp_path),
+            "--target-cost-reduction",
+            "0.5",
+        ]
     )
     assert args.func(args) == 0
     chosen = read_json(tmp_path / "card.json")["calibration"]
@@ -95,3 +106,15 @@ def test_calibrate_command_updates_the_card(artifact: ArtifactPaths, tmp_path: P
         ["classifier", "calibrate", "--out", str(tmp_path / "none"), "--target-quality", "0.9"]
     )
     assert missing.func(missing) == 1  # a clear message instead of a traceback
+    # The default encoder is the static one: its card is calibrated the same way.
+    static = tmp_path / "static"
+    static.mkdir()
+    shutil.copy(static_artifact.card, static / "card.json")
+    shutil.copy(static_artifact.scores, static / "scores.npz")
+    args = parser.parse_args(
+        ["classifier", "calibrate", "--out", str(tmp_path), "--target-cost-reduction", "0.5"]
+    )
+    assert args.func(args) == 0
+    chosen = read_json(static / "card.json")["calibration"]
+    assert chosen["target"]["kind"] == "cost_reduction"
+    assert chosen["validation"]["strong_share"] <= 0.5
