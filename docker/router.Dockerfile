@@ -2,8 +2,9 @@
 # The router: slim Python, onnxruntime and the classifier artefact baked in, non-root.
 # Build from the repository root after the classifier is exported:
 #   docker build -f docker/router.Dockerfile -t tierroute/router:TAG .
-# CLASSIFIER_DIR (inside the build context) must hold router.int8.onnx and tokenizer.json
-# (plus whatever card the export writes next to them).
+# CLASSIFIER_DIR (inside the build context) must hold router.int8.onnx, tokenizer.json and
+# card.json (MiniLM), and static/ with embeddings.npy, tokenizer.json and card.json (the static
+# encoder, the router's default).
 # The base images are pinned tags given as build arguments, which checkov cannot resolve:
 # checkov:skip=CKV_DOCKER_7:base images are pinned (non-latest) tags passed through ARG
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -38,7 +39,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 tierroute \
     && useradd --system --uid 10001 --gid tierroute --home-dir /nonexistent --shell /usr/sbin/nologin tierroute
 COPY --from=build /opt/venv /opt/venv
-COPY --chmod=0444 ${CLASSIFIER_DIR}/ /opt/tierroute/classifier/
+# 0555, not 0444: --chmod applies to the copied directories too (static/), and the router's
+# non-root user must be able to enter them.
+COPY --chmod=0555 ${CLASSIFIER_DIR}/ /opt/tierroute/classifier/
 COPY --chmod=0555 docker/grpc_health_check.py /opt/tierroute/bin/grpc_health_check.py
 USER 10001:10001
 EXPOSE 50051 9464

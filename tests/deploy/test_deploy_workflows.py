@@ -115,12 +115,24 @@ def test_actions_are_pinned_to_a_major_version(name: str) -> None:
 def test_release_stages_the_files_the_router_loads() -> None:
     # The classifier job copies exactly the artefact files router_svc reads, and the chart
     # points the router at them inside the image.
-    from tierroute.classifier_artifact import CARD_FILE, MODEL_FILE, TOKENIZER_FILE
+    from tierroute.classifier_artifact import (
+        CARD_FILE,
+        MODEL_FILE,
+        STATIC_SUBDIR,
+        STATIC_TABLE_FILE,
+        TOKENIZER_FILE,
+    )
 
     staged = run_text(load("release.yml")["jobs"]["classifier"])
     for name in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE):
         assert f".cache/release-classifier/{name}" in staged, name
+    # The static encoder (the router's default) is staged beside MiniLM, and the chart points
+    # the router at it.
+    assert "--encoder all" in staged
+    for name in (STATIC_TABLE_FILE, TOKENIZER_FILE, CARD_FILE):
+        assert f".cache/release-classifier/{STATIC_SUBDIR}/{name}" in staged, name
     values = yaml.safe_load((ROOT / "helm" / "tierroute" / "values.yaml").read_text())
     classifier = values["router"]["config"]["classifier"]
+    assert classifier["static_dir"] == f"/opt/tierroute/classifier/{STATIC_SUBDIR}"
     assert Path(classifier["model_path"]).name == MODEL_FILE
     assert Path(classifier["tokenizer_path"]).name == TOKENIZER_FILE
