@@ -83,6 +83,12 @@ class PolicySettings(Section):
     classifier_threshold: float | None = Field(default=None, ge=0, le=1)
     """Scores at or above go to the cheapest tier, below to the largest; ``None`` takes the
     calibrated default from the classifier artefact's card (0.5 without a classifier)."""
+    classifier_largest_below: float | None = Field(default=None, ge=0, le=1)
+    """Only scores below this go straight to the largest tier; between it and
+    ``classifier_threshold`` the classifier is not sure, and the request starts at the
+    cheapest tier for the cascade to decide from the answer (the classifier then never costs
+    a needless largest-tier call on traffic unlike its training data). ``None``: the threshold
+    (below it, the largest tier)."""
     classifier_timeout_ms: float = Field(default=8.0, ge=0)
     """Longest wait for the classifier (milliseconds); past it the default tier serves, so the
     decision stays within budget when the classifier is overloaded. 0: no limit."""

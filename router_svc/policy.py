@@ -1,7 +1,9 @@
 """The routing policy: which tier a prompt goes to, and why.
 
 Order: an authorised tier hint, then the rules (first match wins), then the classifier (score
-at or above the threshold: the cheapest tier; below: the largest), then the default tier (also
+at or above the threshold: the cheapest tier; below: the largest, or, with ``largest_below``
+set, the largest only below that and the cheapest in between: an unsure classifier defers to
+the cascade, which decides from the answer), then the default tier (also
 when the classifier fails or misses its time budget). With a learned start tier
 (:mod:`router_svc.start_tier`) the classifier's score, when there is one, is only its prior:
 the learner picks the start among all tiers from the configured prices and what the cascade
@@ -91,9 +93,15 @@ class RoutingPolicy:
         classifier_timeout: float | None = None,
         clock: Callable[[], float] = time.perf_counter,
         start_tier: StartTier | None = None,
+        largest_below: float | None = None,
     ) -> None:
         if len(tiers) < 2:
             raise ValueError("a policy needs at least two tiers")
+        if largest_below is not None and largest_below > threshold:
+            raise ValueError(
+                f"policy.classifier_largest_below ({largest_below}) must not exceed the "
+                f"classifier threshold ({threshold})"
+            )
         self._tiers = tiers
         self._rules = rules
         self._classifier = classifier
@@ -103,6 +111,7 @@ class RoutingPolicy:
         self._classifier_timeout = classifier_timeout or None
         self._clock = clock
         self._start_tier = start_tier
+        self._largest_below = threshold if largest_below is None else largest_below
 
     @property
     def threshold(self) -> float:
@@ -139,7 +148,7 @@ class RoutingPolicy:
             choice = self._start_tier.choose(text, score)
             return self._decision(self._tiers[choice.index], REASON_START_TIER, score, started)
         if score is not None:
-            tier = self._tiers[0] if score >= self._threshold else self._tiers[-1]
+            tier = self._tiers[-1] if score < self._largest_below else self._tiers[0]
             return self._decision(tier, REASON_CLASSIFIER, score, started)
         return self._decision(self._default, REASON_DEFAULT, None, started)
 

@@ -173,6 +173,7 @@ def build_router(
         allow_tier_hint=settings.policy.allow_tier_hint,
         classifier_timeout=settings.policy.classifier_timeout_ms / 1000,
         start_tier=start_tier,
+        largest_below=settings.policy.classifier_largest_below,
     )
     metrics = RouterMetrics(registry, names, policy.reasons)
     tiers = TierPool(settings.tiers, settings.resilience, metrics)

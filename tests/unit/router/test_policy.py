@@ -51,6 +51,22 @@ async def test_classifier_threshold_splits_cheapest_and_largest(score: float, ti
     assert decision.latency_seconds >= 0
 
 
+@pytest.mark.parametrize(
+    ("score", "tier"), [(0.9, "small"), (0.5, "small"), (0.3, "small"), (0.29, "large")]
+)
+async def test_an_unsure_classifier_defers_to_the_cascade(score: float, tier: str) -> None:
+    # Between largest_below and the threshold the classifier is not sure: the request starts
+    # at the cheapest tier and the cascade decides from the answer; only a clearly hard prompt
+    # goes straight to the largest tier.
+    routed = await policy(FakeClassifier(score=score), largest_below=0.3).decide("a question")
+    assert (routed.tier, routed.reason) == (tier, "classifier")
+
+
+def test_largest_below_cannot_exceed_the_threshold() -> None:
+    with pytest.raises(ValueError, match="classifier_largest_below"):
+        policy(FakeClassifier(score=0.5), largest_below=0.7)
+
+
 async def test_without_classifier_the_default_tier_serves() -> None:
     assert (await policy().decide("anything")).tier == "small"
     decision = await policy(default_tier="medium").decide("anything")
