@@ -38,6 +38,7 @@ from router_svc.circuit import CircuitBreaker, CircuitState
 from router_svc.config import ResilienceSettings, TierSettings
 from router_svc.metrics import RouterMetrics
 from tierroute.errors import DeadlineExceededError, InvalidArgumentError
+from tierroute.peer_auth import SecretFile
 from tierroute.status import REQUEST_ID_KEY
 from tierroute.transport import bearer_metadata, open_channel
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
@@ -146,7 +147,12 @@ class TierClient:
         self._next = 0
         options = _channel_options(resilience.health_check_interval_seconds > 0)
         secret = settings.auth.secret() if settings.auth is not None else None
-        self._metadata = bearer_metadata(secret)
+        self._static_metadata = bearer_metadata(secret)
+        # A secret file is re-read when it changes (a rotated Secret lands in place): the
+        # model services accept the previous secret for a grace period, and every call from
+        # then on carries the new one, with no router restart.
+        path = settings.auth.shared_secret_file if settings.auth is not None else None
+        self._secret_file = SecretFile(path) if path is not None else None
         tls = settings.tls if settings.tls is not None and settings.tls.enabled else None
         if secret is not None and tls is None:
             # Allowed (a service mesh may encrypt the hop) but worth a line in the log.
@@ -298,6 +304,13 @@ class TierClient:
     async def check_health(self) -> None:
         """One ``grpc.health.v1`` check of every endpoint, fed to its circuit breaker."""
         await asyncio.gather(*(self._check(e) for e in self.endpoints))
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata every call to the tier carries: the current shared secret, if any."""
+        if self._secret_file is not None:
+            return bearer_metadata(self._secret_file.secret())
+        return self._static_metadata
 
     async def _check(self, endpoint: Endpoint) -> None:
         request = health_pb2.HealthCheckRequest(service=MODEL_SERVICE)
