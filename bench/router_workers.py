@@ -32,9 +32,8 @@ from typing import Any
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import router_overhead as overhead
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import router_overhead as overhead
 from router_svc.workers import WorkerSettings, worker_count
 from tierroute.v1 import router_service_pb2
 
@@ -78,7 +77,7 @@ async def load(
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds of ``root`` and its children (the supervisor and its workers)."""
-    total = overhead.cpu_seconds(root)
+    total = float(overhead.cpu_seconds(root))
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):

@@ -349,10 +349,14 @@ class Gateway:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """Readiness: the router answers ``ListTiers`` and has a healthy endpoint."""
+        """Readiness: the router answers ``ListTiers`` and has a healthy endpoint; a router
+        with API keys on (``ListTiers`` needs a key the endpoint does not hold) is ready when
+        its gRPC health service reports SERVING."""
         try:
             tiers = await self.upstream.list_tiers((), _READY_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return await self._ready_by_health()
             detail = from_rpc_error(exc).message
             return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
         except ApiError as exc:
@@ -361,6 +365,16 @@ class Gateway:
         return JSONResponse(
             {"status": "ok" if healthy else "no healthy tier"}, status_code=200 if healthy else 503
         )
+
+    async def _ready_by_health(self) -> Response:
+        try:
+            serving = await self.upstream.serving(_READY_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            detail = from_rpc_error(exc).message
+            return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
+        if not serving:
+            return JSONResponse({"status": "router not serving"}, status_code=503)
+        return JSONResponse({"status": "ok", "detail": "router serving (tier list needs a key)"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

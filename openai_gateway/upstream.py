@@ -10,9 +10,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from openai_gateway.config import UpstreamSettings
 from tierroute.transport import open_channel
 from tierroute.v1 import router_service_pb2, router_service_pb2_grpc
+
+ROUTER_SERVICE = "tierroute.v1.RouterService"
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -33,6 +37,7 @@ class RouterUpstream:
         # renewed router certificate from the same CA does not).
         self._channel = open_channel(settings.target, settings.tls, options)
         self._stub = router_service_pb2_grpc.RouterServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._tiers: tuple[Any, ...] = ()
         self._tiers_at = -float("inf")
 
@@ -69,6 +74,13 @@ class RouterUpstream:
         self._tiers = tuple(reply.tiers)
         self._tiers_at = time.monotonic()
         return self._tiers
+
+    async def serving(self, timeout: float) -> bool:
+        """Whether the router reports SERVING on its gRPC health service (open without a key)."""
+        reply = await self._health.Check(
+            health_pb2.HealthCheckRequest(service=ROUTER_SERVICE), timeout=timeout
+        )
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def tier_names(self, metadata: Metadata, timeout: float) -> tuple[str, ...]:
         """Tier names, from a copy at most ``tiers_cache_seconds`` old (names rarely change)."""

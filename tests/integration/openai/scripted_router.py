@@ -139,7 +139,9 @@ def _finished(served: str, escalated: bool, reason: int) -> R.RouterServiceGener
 class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
     """Plays a script chosen by the prompt; records what it was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, require_key: bool = False) -> None:
+        self.require_key = require_key
+        """Refuse calls without an ``authorization`` key (a router with API keys on)."""
         self.requests: list[R.RouterServiceGenerateRequest] = []
         self.metadata: list[dict[str, str]] = []
         self.cancelled = 0
@@ -153,6 +155,8 @@ class ScriptedRouter(router_service_pb2_grpc.RouterServiceServicer):
         metadata = {k: v for k, v in context.invocation_metadata()}
         if metadata.get("authorization") == "Bearer bad":
             raise UnauthenticatedError("unknown API key")
+        if self.require_key and "authorization" not in metadata:
+            raise UnauthenticatedError("missing API key")
         if hint and metadata.get("authorization") == "Bearer limited":
             raise PermissionDeniedError("this key may not pin a tier")
         return metadata
