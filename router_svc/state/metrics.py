@@ -17,6 +17,15 @@ OPERATIONS = (
     "replay",
     "samples",
 )
+# The fallbacks that can happen (operation, outcome): exported at 0 from the start.
+FALLBACKS = (
+    ("check_budget", "refused"),
+    ("check_budget", "local"),
+    ("reserve", "refused"),
+    ("reserve", "local"),
+    ("take", "local"),
+    ("open_stream", "local"),
+)
 
 
 class StateMetrics:
@@ -53,3 +62,5 @@ class StateMetrics:
         )
         for operation in OPERATIONS:
             self.errors.labels(operation)
+        for operation, outcome in FALLBACKS:
+            self.fallbacks.labels(operation, outcome)

@@ -27,6 +27,8 @@ import yaml
 from tierroute.status import REQUEST_ID_KEY
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
 
+from tests.integration.state.redis_server import RedisServer
+
 from .conftest import DOC, ROOT, RULES_DIR, require_tool
 from .processes import ServiceProcess
 from .prometheus_server import Prometheus, free_port
@@ -48,6 +50,9 @@ NOT_EXERCISED = {
     "tierroute_router_shadow_cost_usd_total",
     "tierroute_router_tier_errors_total",
     "namespace:tierroute_router_shadow_agreement:mean_rate1h",
+    # TLS is off in this stack; tests/integration/foundation/test_tls_rotation.py reads the
+    # gauge from a real /metrics while certificates rotate.
+    "tierroute_tls_certificate_expiry_timestamp_seconds",
     # The quality loop (judged samples, monitor, controller) is off in this stack.
     "tierroute_router_quality_ratio",
     "tierroute_router_quality_ratio_lower_bound",
@@ -106,7 +111,7 @@ class Stack:
     told: Told
 
 
-def _router_config(path: Path, models: dict[str, ServiceProcess]) -> Path:
+def _router_config(path: Path, models: dict[str, ServiceProcess], redis_url: str) -> Path:
     config = {
         "logging": {"level": "INFO", "json_output": True},
         "tiers": [
@@ -121,6 +126,8 @@ def _router_config(path: Path, models: dict[str, ServiceProcess]) -> Path:
         ],
         "classifier": {"enabled": False},
         "resilience": {"health_check_interval_seconds": 1},
+        # Shared state in a real Redis, as with several replicas: its metrics are exported.
+        "state": {"backend": "redis", "url": redis_url},
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -183,6 +190,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     models: dict[str, ServiceProcess] = {}
     router: ServiceProcess | None = None
     prometheus: Prometheus | None = None
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
     try:
         metrics_ports = {}
         for tier in PRICES:
@@ -195,7 +203,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "model_svc.scripted_server", args, port, workdir / f"{tier}.log", ROOT
             )
         port, router_metrics = free_port(), free_port()
-        config = _router_config(workdir / "router.yaml", models)
+        config = _router_config(workdir / "router.yaml", models, redis.url)
         router = ServiceProcess(
             "router_svc",
             [
@@ -241,6 +249,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         for process in [router, *models.values()]:
             if process is not None:
                 process.stop()
+        redis.stop()
 
 
 def _close(a: float, b: float) -> bool:
