@@ -24,10 +24,9 @@ import grpc
 import pytest
 import yaml
 
+from tests.integration.state.redis_server import RedisServer
 from tierroute.status import REQUEST_ID_KEY
 from tierroute.v1 import common_pb2, router_service_pb2, router_service_pb2_grpc
-
-from tests.integration.state.redis_server import RedisServer
 
 from .conftest import DOC, ROOT, RULES_DIR, require_tool
 from .processes import ServiceProcess
