@@ -74,6 +74,10 @@ def featurize(
     )
 
 
+CARD_FIELDS = 2
+"""Bumped when the card gains a section (2: the split's near-duplicate counts)."""
+
+
 def recipe_sha256(paths: ArtifactPaths, dataset: Dataset, options: TrainOptions) -> str:
     """Identity of a training run's inputs (encoder, tokenizer, data, options)."""
     recipe = {
@@ -81,6 +85,8 @@ def recipe_sha256(paths: ArtifactPaths, dataset: Dataset, options: TrainOptions)
         "tokenizer": file_sha256(paths.tokenizer),
         "data": dataset.data_sha256,
         "options": {k: v for k, v in asdict(options).items() if k not in ("data_dir", "workers")},
+        # What the card records: a card written before a field was added is rebuilt.
+        "card_fields": CARD_FIELDS,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -172,6 +178,11 @@ def fit_and_report(
             "fractions": list(data.fractions),
             "sizes": sizes,
             "positive_rate": data.positive_rate(),
+            "near_duplicates": {
+                "threshold": data.near_duplicate_threshold,
+                "pairs": data.near_duplicate_pairs,
+                "merged": data.merged_near_duplicates,
+            },
         },
         "validation": _metrics(picked["validation"], scores["validation"]),
         "test": _metrics(picked["test"], scores["test"]),

@@ -114,3 +114,56 @@ def test_one_benchmark_and_splits_partition(sliced: Path, tmp_path: Path) -> Non
 def test_unknown_split_is_refused(sliced: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split"):
         convert_routellm(tmp_path / "x.jsonl", sliced, None, "dev")
+
+
+def _write_gsm8k(root: Path, prompts: list[str]) -> None:
+    """A RouteLLM-shaped data folder holding only GSM8K rows with these prompts."""
+    source = ROUTELLM / "gsm8k" / "gsm8k_responses.csv.gz"
+    reader = csv.DictReader(io.StringIO(_read_text(source), newline=""))
+    template = next(iter(reader))
+    assert reader.fieldnames is not None
+    (root / "gsm8k").mkdir(parents=True)
+    with (root / "gsm8k" / "gsm8k_responses.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        writer.writerows({**template, "prompt": prompt} for prompt in prompts)
+    (root / "gsm8k" / "contaminated_prompts.jsonl").write_text("")
+
+
+def test_near_duplicates_never_straddle_the_split(tmp_path: Path) -> None:
+    # The same question with other numbers: exact de-duplication keeps all of them, and each
+    # text's own hash sends them to different splits. Merged first, they land on one side only.
+    question = (
+        "Tom has {} apples and buys {} more at the market on Monday. "
+        "How many apples does he have now?"
+    )
+    prompts = [question.format(a, a + 3) for a in range(2, 40)]
+    data = tmp_path / "routellm"
+    _write_gsm8k(data, prompts)
+    card = tmp_path / "card.json"
+    fractions = [0.34, 0.33, 0.33]
+    card.write_text(json.dumps({"split": {"seed": 0, "fractions": fractions}}))
+    sides = {
+        split: read_outcomes_count(tmp_path, data, split, card)
+        for split in ("train", "validation", "test")
+    }
+    assert sorted(sides.values()) == [0, 0, 1], sides  # one merged outcome, on one side
+    # Without merging (a card that says so), the same prompts straddle the split.
+    card.write_text(
+        json.dumps(
+            {"split": {"seed": 0, "fractions": fractions, "near_duplicates": {"threshold": None}}}
+        )
+    )
+    unmerged = {
+        split: read_outcomes_count(tmp_path, data, split, card)
+        for split in ("train", "validation", "test")
+    }
+    assert sum(unmerged.values()) == len(prompts)
+    assert sum(1 for count in unmerged.values() if count) >= 2
+
+
+def read_outcomes_count(tmp_path: Path, data: Path, split: str, card: Path) -> int:
+    out = tmp_path / f"{split}.jsonl"
+    count = convert_routellm(out, data, ["gsm8k"], split, card)
+    assert count == len(read_outcomes(out))
+    return count

@@ -66,12 +66,16 @@ def _replay_figures() -> list[tuple[str, str]]:
         f"{_pct(per_benchmark['gsm8k']['policies']['classifier']['cost_reduction_at_95'])})"
     )
     card = (
-        f"| test | {shipped['auroc']:.3f} | {shipped['apgr']:.3f} | {_pct(shipped['cpt50'])} | "
+        f"| test, {replay['n']:,} prompts | {shipped['auroc']:.3f} | {shipped['apgr']:.3f} | "
+        f"{_pct(shipped['cpt50'])} | "
         f"{_pct(shipped['cpt80'])} | {_pct(shipped['cost_reduction_at_95'])} |"
     )
     return [
         (README, headline),
-        (EVALUATION, f"| Held-out test split (2,297 prompts): APGR | {shipped['apgr']:.3f} |"),
+        (
+            EVALUATION,
+            f"| Held-out test split ({replay['n']:,} prompts): APGR | {shipped['apgr']:.3f} |",
+        ),
         (
             EVALUATION,
             f"| CPT(50%) / CPT(80%) | {_pct(shipped['cpt50'])} / {_pct(shipped['cpt80'])} |",
