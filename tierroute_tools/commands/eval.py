@@ -261,9 +261,10 @@ def _register_stream(live: Any) -> None:
     stream.add_argument(
         "--policy",
         action="append",
-        choices=("static", "fitted", "controller"),
+        choices=("static", "fitted", "controller", "learned-start"),
         help="policy to evaluate on the stream (repeatable): static (shipped threshold), "
-        "fitted (fit-confidence output), controller (quality loop on)",
+        "fitted (fit-confidence output), controller (quality loop on), learned-start "
+        "(controller plus the learned start tier)",
     )
     stream.add_argument(
         "--json", type=Path, default=None, help="per-policy summary JSON file (with --policy)"

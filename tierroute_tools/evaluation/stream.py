@@ -15,7 +15,10 @@ Policies (each on a router of its own, with fresh state):
 - ``fitted``: quality loop off, the calibration and threshold of ``tierroute eval
   fit-confidence``;
 - ``controller``: quality loop on (judges: ``agreement`` by default, ``code`` on the code
-  routes), starting from the static threshold; it learns from judge verdicts only.
+  routes), starting from the static threshold; it learns from judge verdicts only;
+- ``learned-start``: the controller with the learned start tier on (``start_tier``, a fresh
+  model with only its prior): the router learns from the cascade's outcomes where to start, and
+  skips the cheaper call it expects to be escalated.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from tierroute_tools.evaluation.live import (
 )
 from tierroute_tools.evaluation.stream_report import windows
 
-POLICIES: tuple[str, ...] = ("static", "fitted", "controller")
+POLICIES: tuple[str, ...] = ("static", "fitted", "controller", "learned-start")
+LOOP_POLICIES: tuple[str, ...] = ("controller", "learned-start")
+"""Policies that run the quality loop."""
 STREAM_MAX_TOKENS = 320
 """Answer budget of a stream request: chat answers with their working finish well within it."""
 CODE_ROUTES: tuple[str, ...] = ("rule:code_fence", "rule:code_like")
@@ -238,9 +243,9 @@ def policy_overrides(
         if fitted is None:
             raise ValueError("the fitted policy needs a fit-confidence output")
         return {"quality": {"enabled": False}, "policy": dict(fitted["policy"])}
-    if policy == "controller":
+    if policy in LOOP_POLICIES:
         state_dir.mkdir(parents=True, exist_ok=True)
-        return {
+        overrides: dict[str, Any] = {
             "policy": {"fallback_threshold": static_threshold},
             "quality": {
                 **(quality or {}),
@@ -252,4 +257,11 @@ def policy_overrides(
             },
             "judges": {"default": "agreement", "routes": dict.fromkeys(CODE_ROUTES, "code")},
         }
+        if policy == "learned-start":
+            overrides["start_tier"] = {
+                "enabled": True,
+                "state_path": str(state_dir / "start-tier.json"),
+                "reset": True,
+            }
+        return overrides
     raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")

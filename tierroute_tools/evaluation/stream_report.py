@@ -14,7 +14,13 @@ Figures of a policy over a slice of items (a window, or all of them):
   differences of the cumulative ``GetQuality`` figures) / the pinned largest arm's cost;
 - *escalation rate*: share of the policy's requests escalated; *largest share*: share served by
   the largest tier (escalated or routed there);
-- the threshold in force and the judged samples after the slice.
+- the threshold in force and the judged samples after the slice;
+- *wasted calls*: requests that started at a cheaper tier and were escalated anyway (the
+  cheaper call bought nothing); *started largest*: share that started at the largest tier.
+
+With both ``controller`` and ``learned-start``, ``start_tier`` compares them item by item: the
+wasted calls the learned start tier avoided per window and after warm-up, gold quality, served
+cost, and the wait of the requests the controller wasted a call on, in both runs.
 
 *Random at the same rate* serves each item from tier ``j`` with the probability the policy
 served that share, paying every tier below it (escalation, not routing), computed exactly from
@@ -26,6 +32,7 @@ are largest-tier tokens, whose price does not change in the sweep.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +45,11 @@ QUALITY_TARGET = 0.95
 
 Snapshot = Mapping[str, Any]
 """One ``GetQuality`` reading (see :func:`tierroute_tools.evaluation.stream.snapshot_of`)."""
+
+
+START_TIER_BASE = "controller"
+START_TIER_POLICY = "learned-start"
+"""The policy with the learned start tier, and the same escalation policy without it."""
 
 
 def windows(count: int, size: int) -> list[range]:
@@ -117,7 +129,72 @@ def slice_figures(
         "cost_ratio": _ratio(served_cost + extra_cost_usd, large_cost),
         "escalation_rate": _mean([r.escalated for r in served]),
         "largest_share": _mean([r.served_tier == largest_tier for r in served]),
+        "wasted_calls": sum(wasted(r, largest_tier) for r in served),
+        "started_largest_share": _mean([r.routed_tier == largest_tier for r in served]),
         "errors": sum(r.error is not None for r in served),
+    }
+
+
+def wasted(record: LiveRecord, largest_tier: str) -> bool:
+    """A *wasted call*: the request started at a cheaper tier and was escalated anyway."""
+    return record.escalated and bool(record.routed_tier) and record.routed_tier != largest_tier
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def start_tier_comparison(
+    ids: Sequence[str],
+    base: Mapping[str, LiveRecord],
+    learned: Mapping[str, LiveRecord],
+    largest_tier: str,
+    window: int,
+) -> dict[str, Any]:
+    """What the learned start tier changed against the same escalation policy without it.
+
+    Per window: wasted calls of each. After warm-up (the first window): wasted calls avoided,
+    gold quality and cost of both, and the latency (the caller's whole wait, buffered) of the
+    requests the base policy wasted a call on, in both runs."""
+    parts = windows(len(ids), window)
+    rows = []
+    for k, part in enumerate(parts):
+        window_ids = [ids[i] for i in part]
+        base_wasted = sum(wasted(base[i], largest_tier) for i in window_ids)
+        learned_wasted = sum(wasted(learned[i], largest_tier) for i in window_ids)
+        rows.append(
+            {
+                "window": k,
+                "first_item": part.start,
+                "items": len(window_ids),
+                "wasted_base": base_wasted,
+                "wasted_learned": learned_wasted,
+                "avoided": _ratio(base_wasted - learned_wasted, base_wasted),
+                "started_largest_learned": sum(
+                    learned[i].routed_tier == largest_tier for i in window_ids
+                ),
+            }
+        )
+    after = [ids[i] for part in parts[1:] for i in part]
+    base_wasted_ids = [i for i in after if wasted(base[i], largest_tier)]
+    learned_wasted = sum(wasted(learned[i], largest_tier) for i in after)
+    base_cost = sum(base[i].cost_usd for i in after)
+    return {
+        "warmup_items": len(parts[0]) if parts else 0,
+        "items": len(after),
+        "wasted_base": len(base_wasted_ids),
+        "wasted_learned": learned_wasted,
+        "avoided": _ratio(len(base_wasted_ids) - learned_wasted, len(base_wasted_ids)),
+        "quality_base": _mean([base[i].correct for i in after]),
+        "quality_learned": _mean([learned[i].correct for i in after]),
+        "cost_learned_vs_base": _ratio(sum(learned[i].cost_usd for i in after), base_cost),
+        "wasted_latency_p50_base_seconds": _median(
+            [base[i].latency_seconds for i in base_wasted_ids]
+        ),
+        "wasted_latency_p50_learned_seconds": _median(
+            [learned[i].latency_seconds for i in base_wasted_ids]
+        ),
+        "windows": rows,
     }
 
 
@@ -259,7 +336,13 @@ def stream_report(
         }
         for tier in tiers
     }
+    comparison = {}
+    if START_TIER_BASE in policies and START_TIER_POLICY in policies:
+        comparison["start_tier"] = start_tier_comparison(
+            ids, arms[START_TIER_BASE], arms[START_TIER_POLICY], tiers[-1], window
+        )
     return {
+        **comparison,
         "items": len(ids),
         "window": window,
         "tiers": list(tiers),

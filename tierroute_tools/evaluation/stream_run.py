@@ -35,6 +35,7 @@ from tierroute_tools.evaluation.live_run import (
 )
 from tierroute_tools.evaluation.prices import Price
 from tierroute_tools.evaluation.stream import (
+    LOOP_POLICIES,
     POLICIES,
     STREAM_MAX_TOKENS,
     Log,
@@ -307,7 +308,7 @@ class StreamRun:
             state_dir=state,
             quality=self.options.quality,
         )
-        if policy != "controller" and not self.off:
+        if policy not in LOOP_POLICIES and not self.off:
             extra.pop("quality")
         return extra
 

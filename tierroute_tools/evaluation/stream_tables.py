@@ -62,6 +62,64 @@ def window_rows(report: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def start_tier_lines(comparison: Mapping[str, Any]) -> list[str]:
+    """The learned start tier against the controller alone: after warm-up, then per window."""
+    return [
+        f"Learned start tier vs the controller alone, after warm-up (the first "
+        f"{comparison['warmup_items']} items); a wasted call is a request that started at a "
+        "cheaper tier and was escalated anyway:",
+        "",
+        table(
+            (
+                "items",
+                "wasted (controller)",
+                "wasted (learned start)",
+                "avoided",
+                "gold quality controller → learned",
+                "served cost learned / controller",
+                "p50 wait of the controller's wasted requests: controller → learned",
+            ),
+            [
+                [
+                    str(comparison["items"]),
+                    str(comparison["wasted_base"]),
+                    str(comparison["wasted_learned"]),
+                    pct(comparison["avoided"]),
+                    f"{pct(comparison['quality_base'])} → {pct(comparison['quality_learned'])}",
+                    num(comparison["cost_learned_vs_base"]),
+                    f"{_seconds(comparison['wasted_latency_p50_base_seconds'])} → "
+                    f"{_seconds(comparison['wasted_latency_p50_learned_seconds'])}",
+                ]
+            ],
+        ),
+        "",
+        table(
+            (
+                "items",
+                "wasted (controller)",
+                "wasted (learned start)",
+                "avoided",
+                "started largest",
+            ),
+            [
+                [
+                    f"{row['first_item'] + 1}-{row['first_item'] + row['items']}",
+                    str(row["wasted_base"]),
+                    str(row["wasted_learned"]),
+                    pct(row["avoided"]),
+                    str(row["started_largest_learned"]),
+                ]
+                for row in comparison["windows"]
+            ],
+        ),
+        "",
+    ]
+
+
 def stream_markdown(report: Mapping[str, Any], title: str = "Stream") -> str:
     """Tables: overall per policy, pinned arms, judges against gold, per window."""
     ratio = f"1/{report['target_price_ratio']:g}"
@@ -138,4 +196,6 @@ def stream_markdown(report: Mapping[str, Any], title: str = "Stream") -> str:
         ),
         "",
     ]
+    if "start_tier" in report:
+        lines += start_tier_lines(report["start_tier"])
     return "\n".join(lines)

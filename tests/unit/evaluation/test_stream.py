@@ -59,6 +59,13 @@ def test_policy_overrides(tmp_path: Path) -> None:
     assert Path(quality["store_path"]).parent == tmp_path / "c"
     assert controller["judges"]["default"] == "agreement"
     assert set(controller["judges"]["routes"].values()) == {"code"}
+    assert "start_tier" not in controller
+    learned = stream.policy_overrides(
+        "learned-start", static_threshold=0.65, fitted=None, state_dir=tmp_path / "l"
+    )
+    assert learned["quality"]["enabled"] is True  # the same escalation policy as controller
+    assert learned["start_tier"]["enabled"] is True and learned["start_tier"]["reset"] is True
+    assert Path(learned["start_tier"]["state_path"]).parent == tmp_path / "l"
     with pytest.raises(ValueError):
         stream.policy_overrides("fitted", static_threshold=0.6, fitted=None, state_dir=tmp_path)
     with pytest.raises(ValueError):

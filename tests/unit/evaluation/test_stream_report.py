@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tierroute_tools.evaluation.stream_report import (
     target_prices,
     windows,
 )
+from tierroute_tools.evaluation.stream_tables import stream_markdown
 
 PRICES = {"small": Price(0.1, 0.2), "large": Price(1.0, 2.0)}
 IDS = [f"q{k}" for k in range(6)]
@@ -212,3 +214,89 @@ def test_missing_items_or_snapshots_are_errors() -> None:
             JUDGES,
             window=3,
         )
+
+
+def _learned_records() -> list[LiveRecord]:
+    """Controller: items 1 and 4 start small and escalate (wasted). Learned start: item 1 is
+    still wasted (first window, warm-up), item 4 starts at the largest tier."""
+    rows = [
+        replace(r, routed_tier="small", latency_seconds=4.0 if r.escalated else 1.0)
+        for r in _records()
+        if r.arm == "controller"
+    ]
+    rows += [r for r in _records() if r.arm in ("small", "large")]
+    for k, item in enumerate(IDS):
+        if k == 4:
+            learned = _record(
+                "learned-start",
+                item,
+                "large",
+                LARGE_RIGHT[k],
+                reason="start_tier",
+                routed_tier="large",
+                latency_seconds=2.5,
+            )
+        elif ESCALATED[k]:
+            learned = _record(
+                "learned-start",
+                item,
+                "large",
+                LARGE_RIGHT[k],
+                visited=["small", "large"],
+                routed_tier="small",
+                latency_seconds=4.0,
+            )
+        else:
+            learned = _record(
+                "learned-start",
+                item,
+                "small",
+                SMALL_RIGHT[k],
+                routed_tier="small",
+                latency_seconds=1.0,
+            )
+        rows.append(learned)
+    return rows
+
+
+def test_start_tier_comparison_counts_wasted_calls_per_window_and_after_warmup() -> None:
+    snapshots = {"controller": SNAPSHOTS["controller"], "learned-start": SNAPSHOTS["controller"]}
+    report = stream_report(
+        IDS,
+        _learned_records(),
+        ["small", "large"],
+        ["controller", "learned-start"],
+        snapshots,
+        PRICES,
+        JUDGES,
+        window=3,
+    )
+    comparison = report["start_tier"]
+    assert [(w["wasted_base"], w["wasted_learned"]) for w in comparison["windows"]] == [
+        (1, 1),
+        (1, 0),
+    ]
+    assert comparison["windows"][0]["avoided"] == 0.0
+    assert comparison["windows"][1]["started_largest_learned"] == 1
+    # After warm-up (items 3-5): the controller wasted item 4's call, the learned start did not.
+    assert comparison["warmup_items"] == 3 and comparison["items"] == 3
+    assert (comparison["wasted_base"], comparison["wasted_learned"]) == (1, 0)
+    assert comparison["avoided"] == 1.0
+    assert comparison["quality_base"] == comparison["quality_learned"]
+    assert comparison["wasted_latency_p50_base_seconds"] == 4.0
+    assert comparison["wasted_latency_p50_learned_seconds"] == 2.5
+    # Item 4 no longer pays for the small tier's call.
+    small_call = PRICES["small"].cost(10, 10)
+    base_cost = sum(PRICES[t].cost(10, 10) for t in ("small", "small", "large")) + small_call
+    assert comparison["cost_learned_vs_base"] == pytest.approx((base_cost - small_call) / base_cost)
+    overall = report["policies"]["learned-start"]["overall"]
+    assert overall["wasted_calls"] == 1
+    assert overall["started_largest_share"] == pytest.approx(1 / 6)
+    assert report["policies"]["controller"]["overall"]["wasted_calls"] == 2
+    markdown = stream_markdown({**report, "judges": {}})
+    assert "Learned start tier vs the controller alone" in markdown
+    assert "| 3 | 1 | 0 | 100.0% |" in markdown
+
+
+def test_no_start_tier_comparison_without_both_policies() -> None:
+    assert "start_tier" not in _report()
