@@ -42,8 +42,13 @@ from router_svc.start_tier import (
     WithEmbedding,
     open_learner,
 )
-from router_svc.state.factory import open_state, shared_sample_store
+from router_svc.state.factory import (
+    open_state,
+    shared_sample_store,
+    shared_start_tier_outcomes,
+)
 from router_svc.state.memory import InProcessState
+from router_svc.state.start_tier_outcomes import SharedStartTierOutcomes
 from router_svc.state.store import RouterState
 from router_svc.tiers import TierPool
 from tierroute.judges import build_judges
@@ -77,6 +82,8 @@ class RouterApp:
     """The learned start tier (``start_tier.enabled``), saved at shutdown."""
     state: RouterState = field(default_factory=InProcessState)
     """Budgets, rate limits and open streams (in-process, or Redis: ``state.backend``)."""
+    start_tier_sync: SharedStartTierOutcomes | None = None
+    """The start tier's outcomes shared with the other replicas (Redis backend, once ready)."""
 
     @property
     def port(self) -> int:
@@ -99,6 +106,15 @@ class RouterApp:
             # The first session run is slow (allocations): keep it out of a caller's budget.
             await self.classifier.score("warm-up")
         self.tiers.start()
+        if self.start_tier is not None and self.start_tier_sync is None:
+            self.start_tier_sync = shared_start_tier_outcomes(
+                self.state,
+                self.settings.state,
+                self.start_tier,
+                self.settings.start_tier.share_interval_seconds,
+            )
+            if self.start_tier_sync is not None:
+                self.start_tier_sync.start()
         if self.settings.quality.enabled and not self.quality.enabled:
             # Opened here, not in build_router: loading the saved state is awaited I/O. Requests
             # taken before (the server is not SERVING yet) are simply not judged.
@@ -126,6 +142,8 @@ class RouterApp:
         # After the server stopped: no request can add a sample while the state is saved.
         await self.quality.close()
         await self.tiers.close()
+        if self.start_tier_sync is not None:
+            await self.start_tier_sync.close()
         await self.state.close()
         if self.start_tier is not None:
             self.start_tier.close()

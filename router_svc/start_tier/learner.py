@@ -9,6 +9,11 @@ label, free on every request); :meth:`observe_judged` adds a judged sample's ver
 unacceptable answer is one that should have escalated). Every ``refit_every`` outcomes a refit
 runs in one background thread under a time cap, then the model is swapped in and saved.
 Decisions and observations run on the event loop; only the refit leaves it.
+
+Several router replicas learn one model when their outcomes are shared
+(:mod:`router_svc.state.start_tier_outcomes` with the Redis state backend): :meth:`share`
+hands this replica's new outcomes over, :meth:`absorb` adds the other replicas' ones, and every
+replica refits on the same outcomes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ import structlog
 from router_svc.start_tier.choice import start_index
 from router_svc.start_tier.features import Featurizer, FloatArray
 from router_svc.start_tier.metrics import StartTierMetrics
-from router_svc.start_tier.model import EscalationModel, design, fit, prior_weights
+from router_svc.start_tier.model import (
+    PRIOR_COLUMNS,
+    EscalationModel,
+    design,
+    fit,
+    prior_weights,
+)
 from router_svc.start_tier.settings import StartTierSettings
 from router_svc.start_tier.store import (
     FileStore,
@@ -47,6 +58,17 @@ class TierPrice:
 
     input_usd_per_mtok: float
     output_usd_per_mtok: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One learned outcome, as replicas exchange it: the design row of a request, which
+    cheaper tier it was tried on, whether it escalated there, and its weight."""
+
+    tier: int
+    row: FloatArray
+    escalated: bool
+    weight: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +121,56 @@ class StartTierLearner:
             else None
         )
         self._fitting: concurrent.futures.Future[None] | None = None
+        # This replica's outcomes not yet handed to the replicas it shares with (None: alone).
+        self._outbox: collections.deque[Outcome] | None = None
         self._clear_samples()
         if settings.reset:
             self._store.clear()
         else:
             self._restore()
         self._publish()
+
+    @property
+    def signature(self) -> str:
+        """The feature layout: replicas exchange outcomes only with the same one."""
+        return self._featurizer.signature
+
+    def share(self, limit: int) -> list[Outcome]:
+        """This replica's outcomes since the last call (at most ``limit``; sharing starts at
+        the first call, and at most ``max_samples`` wait between two calls)."""
+        if self._outbox is None:
+            self._outbox = collections.deque(maxlen=self._settings.max_samples)
+        taken: list[Outcome] = []
+        while self._outbox and len(taken) < limit:
+            taken.append(self._outbox.popleft())
+        return taken
+
+    def unshare(self, outcomes: Sequence[Outcome]) -> None:
+        """Put back outcomes :meth:`share` gave that could not be sent (oldest first)."""
+        if self._outbox is not None:
+            self._outbox.extendleft(reversed(outcomes))
+
+    def absorb(self, outcomes: Sequence[Outcome]) -> None:
+        """Learn from other replicas' outcomes as from this one's (they count towards the
+        next refit)."""
+        added = 0
+        with self._lock:
+            for outcome in outcomes:
+                if 0 <= outcome.tier < self._cheaper and len(outcome.row) == self._row_size:
+                    self._samples[outcome.tier].append(
+                        (outcome.row, 1.0 if outcome.escalated else 0.0, outcome.weight)
+                    )
+                    added += 1
+        self._count(added)
+
+    @property
+    def capacity(self) -> int:
+        """Outcomes kept for refits, over every cheaper tier."""
+        return self._settings.max_samples * self._cheaper
+
+    @property
+    def _row_size(self) -> int:
+        return self._featurizer.dim + PRIOR_COLUMNS  # design(): bias, prior columns, features
 
     @property
     def tiers(self) -> tuple[str, ...]:
@@ -173,8 +239,15 @@ class StartTierLearner:
             for index, escalated in labels:
                 weight = 1.0 / share if share > 0 and index < chosen else 1.0
                 self._samples[index].append((row, 1.0 if escalated else 0.0, weight))
-        self._trained += 1
-        self._since_fit += 1
+                if self._outbox is not None:
+                    self._outbox.append(Outcome(index, row, escalated, weight))
+        self._count(1)
+
+    def _count(self, outcomes: int) -> None:
+        if outcomes == 0:
+            return
+        self._trained += outcomes
+        self._since_fit += outcomes
         if self._metrics is not None:
             self._metrics.trained.set(self._trained)
         if self._since_fit >= self._settings.refit_every:

@@ -33,6 +33,9 @@ class StartTierSettings(Section):
     """Hashed word features of the cheap featuriser."""
     expected_completion_tokens: int = Field(default=256, ge=1)
     """Completion length assumed when pricing a call (tokens); prompts are priced by length."""
+    share_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """With the Redis state backend: how often this replica sends its outcomes to the shared
+    stream and absorbs the other replicas' (every replica then refits on the same outcomes)."""
     state_path: Path | None = None
     """File the model persists to (loaded at start, written after each refit and at close);
     ``None``: in memory only."""

@@ -11,12 +11,14 @@ from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from router_svc.start_tier.learner import StartTierLearner
 from router_svc.state.memory import InProcessState
 from router_svc.state.metrics import StateMetrics
 from router_svc.state.redis_samples import RedisSampleStore, SharedDocuments
 from router_svc.state.redis_store import RedisState
 from router_svc.state.resilient import ResilientState
 from router_svc.state.settings import StateBackend, StateSettings
+from router_svc.state.start_tier_outcomes import SharedStartTierOutcomes
 from router_svc.state.store import RouterState
 
 _log = structlog.get_logger("router_svc.state")
@@ -100,3 +102,20 @@ def shared_documents(state: RouterState, settings: StateSettings) -> SharedDocum
     if not isinstance(state, ResilientState):
         return None
     return SharedDocuments(state.remote.client, settings.key_prefix, settings.timeout_ms / 1000)
+
+
+def shared_start_tier_outcomes(
+    state: RouterState, settings: StateSettings, learner: StartTierLearner, interval: float
+) -> SharedStartTierOutcomes | None:
+    """The start-tier outcomes every replica shares (Redis backend), else ``None``: the
+    learner learns from this replica's traffic alone."""
+    if not isinstance(state, ResilientState):
+        return None
+    return SharedStartTierOutcomes(
+        state.remote.client,
+        learner,
+        settings.key_prefix,
+        capacity=learner.capacity,
+        interval_seconds=interval,
+        timeout_seconds=settings.timeout_ms / 1000,
+    )

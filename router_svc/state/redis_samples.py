@@ -58,15 +58,16 @@ return current + 1
 """
 
 
-class _Unavailable(Exception):
-    pass
+class RedisUnavailableError(Exception):
+    """A Redis call failed or ran past its timeout."""
 
 
-async def _bounded(operation: Awaitable[T], timeout: float) -> T:
+async def bounded(operation: Awaitable[T], timeout: float) -> T:
+    """``operation`` within ``timeout`` seconds; any failure is :class:`RedisUnavailableError`."""
     try:
         return await asyncio.wait_for(operation, timeout)
     except (TimeoutError, RedisError, OSError) as exc:
-        raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise RedisUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
 
 class RedisSampleStore:
@@ -92,8 +93,8 @@ class RedisSampleStore:
 
     async def _call(self, operation: Awaitable[T]) -> T:
         try:
-            result = await _bounded(operation, self._timeout)
-        except _Unavailable as exc:
+            result = await bounded(operation, self._timeout)
+        except RedisUnavailableError as exc:
             if not self.degraded:
                 _log.warning("state_degraded", backend="redis", operation="samples", error=str(exc))
             self.degraded = True
@@ -112,7 +113,7 @@ class RedisSampleStore:
                     args=[sample.dumps(), self._capacity],
                 )
             )
-        except _Unavailable:
+        except RedisUnavailableError:
             await self._local.add(sample)
 
     async def recent(self, limit: int, tier: str | None = None) -> list[JudgedSample]:
@@ -124,7 +125,7 @@ class RedisSampleStore:
                 await self._call(self._trim(keys=[self._key(None), self._key(tier)]))
             found = await self._call(self._client.xrevrange(self._key(tier), count=limit))
             entries: list[Any] = list(found or [])
-        except _Unavailable:
+        except RedisUnavailableError:
             return await self._local.recent(limit, tier)
         samples: list[JudgedSample] = []
         for entry_id, fields in reversed(entries):
@@ -140,7 +141,7 @@ class RedisSampleStore:
             if tier is None:
                 return int(await self._call(self._client.xlen(self._key(None))))
             return int(await self._call(self._trim(keys=[self._key(None), self._key(tier)])))
-        except _Unavailable:
+        except RedisUnavailableError:
             return await self._local.count(tier)
 
     async def discard(self, request_id: str, judge: str) -> bool:
@@ -159,7 +160,7 @@ class RedisSampleStore:
             for entry_id, sample in doomed:
                 await self._call(self._client.xdel(self._key(None), entry_id))
                 await self._call(self._client.xdel(self._key(sample.tier), entry_id))
-        except _Unavailable:
+        except RedisUnavailableError:
             return await self._local.discard(request_id, judge)
         local = await self._local.discard(request_id, judge)
         return bool(doomed) or local
@@ -183,10 +184,10 @@ class SharedDocuments:
     async def load(self, name: str) -> tuple[int, str] | None:
         """``(version, text)`` of the document, or ``None`` (absent, or Redis unreachable)."""
         try:
-            raw: list[Any] = await _bounded(
+            raw: list[Any] = await bounded(
                 self._client.hmget(self._key(name), ["version", "text"]), self._timeout
             )
-        except _Unavailable as exc:
+        except RedisUnavailableError as exc:
             _log.warning("shared_document_unavailable", name=name, error=str(exc))
             return None
         if raw[0] is None or raw[1] is None:
@@ -202,11 +203,11 @@ class SharedDocuments:
         expected = "" if expected_version is None else str(expected_version)
         try:
             version = int(
-                await _bounded(
+                await bounded(
                     self._save(keys=[self._key(name)], args=[expected, text]), self._timeout
                 )
             )
-        except _Unavailable as exc:
+        except RedisUnavailableError as exc:
             _log.warning("shared_document_unavailable", name=name, error=str(exc))
             return None
         return version if version > 0 else None
