@@ -91,7 +91,7 @@ def router_config(path: Path, tiers: dict[str, str], keys: dict[str, str]) -> No
             "enabled": True,
             "keys": [
                 {"tenant": "soak", "sha256": hash_key(keys["main"]), **roomy}
-                | {"permissions": {"pin_tier": True, "streaming": True}},
+                | {"permissions": {"pin_tier": True, "streaming": True, "early_window": True}},
                 {"tenant": "limited", "sha256": hash_key(keys["limited"]), **roomy},
             ],
         },
