@@ -1,4 +1,5 @@
-"""PNG plots of a stream evaluation: quality ratio, cost ratio and thresholds per window."""
+"""PNG plots of a stream evaluation: quality ratio, cost ratio and thresholds per window, and
+the wasted cheaper-tier calls of each policy when the report has them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def _series(report: Mapping[str, Any], key: str) -> dict[str, tuple[list[int], l
     for name, policy in report["policies"].items():
         xs, ys = [], []
         for row in policy["windows"]:
-            if row[key] is not None:
+            if row.get(key) is not None:
                 xs.append(row["first_item"] + row["items"])
                 ys.append(float(row[key]))
         series[name] = (xs, ys)
@@ -43,7 +44,8 @@ def _line_plot(
 
 
 def stream_plots(report: Mapping[str, Any], out: Path, title: str = "Stream") -> list[Path]:
-    """``stream_quality.png``, ``stream_cost.png`` and ``stream_thresholds.png`` in ``out``."""
+    """``stream_quality.png``, ``stream_cost.png``, ``stream_thresholds.png`` and
+    ``stream_wasted.png`` (wasted cheaper-tier calls per window) in ``out``."""
     target = float(report.get("quality_target", 0.95))
     thresholds: dict[str, tuple[list[int], list[float]]] = {}
     for name, policy in report["policies"].items():
@@ -74,6 +76,14 @@ def stream_plots(report: Mapping[str, Any], out: Path, title: str = "Stream") ->
             out / "stream_thresholds.png",
             f"{title}: escalation threshold in force after each window",
             "threshold",
+            None,
+            "",
+        ),
+        _line_plot(
+            _series(report, "wasted_calls"),
+            out / "stream_wasted.png",
+            f"{title}: wasted cheaper calls per window",
+            "started cheaper, then escalated",
             None,
             "",
         ),

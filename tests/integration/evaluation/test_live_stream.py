@@ -191,5 +191,10 @@ def test_report_numbers_agree_with_the_records(run: Path) -> None:
 def test_markdown_and_plots_are_written(run: Path) -> None:
     markdown = (run / "report" / "stream.md").read_text()
     assert "| static |" in markdown and "| controller |" in markdown
-    for png in ("stream_quality.png", "stream_cost.png", "stream_thresholds.png"):
+    for png in (
+        "stream_quality.png",
+        "stream_cost.png",
+        "stream_thresholds.png",
+        "stream_wasted.png",
+    ):
         assert (run / "report" / png).read_bytes().startswith(b"\x89PNG")
