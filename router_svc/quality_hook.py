@@ -12,7 +12,6 @@ request path is the one it was before the loop existed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from router_svc.judged_samples import JudgedSampler, ServedRequest
 from router_svc.quality import CostTotals, JudgedSample, QualityLoop, QualityReport, TierThreshold
 from router_svc.shadow import ShadowOpener
 from tierroute.errors import FailedPreconditionError
+from tierroute.tasks import cancel_and_wait
 
 _log = structlog.get_logger("router_svc.quality_hook")
 
@@ -211,10 +211,7 @@ class QualityOn:
 
     async def close(self) -> None:
         """Stop reporting and judging, then persist samples, thresholds and score models."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._sampler.close()
         await self._loop.close()

@@ -21,7 +21,6 @@ retried or escalated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
@@ -40,6 +39,7 @@ from router_svc.metrics import RouterMetrics
 from tierroute.errors import DeadlineExceededError, InvalidArgumentError
 from tierroute.peer_auth import SecretFile
 from tierroute.status import REQUEST_ID_KEY
+from tierroute.tasks import cancel_and_wait
 from tierroute.transport import bearer_metadata, open_channel
 from tierroute.v1 import common_pb2, model_service_pb2, model_service_pb2_grpc
 
@@ -389,9 +389,6 @@ class TierPool:
 
     async def close(self) -> None:
         """Stop the health checks and close every channel."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await asyncio.gather(*(c.close() for c in self.clients.values()))

@@ -11,8 +11,8 @@ runs in one background thread under a time cap, then the model is swapped in and
 Decisions and observations run on the event loop; only the refit leaves it.
 
 Several router replicas learn one model when their outcomes are shared
-(:mod:`router_svc.state.start_tier_outcomes` with the Redis state backend): :meth:`share`
-hands this replica's new outcomes over, :meth:`absorb` adds the other replicas' ones, and every
+(:mod:`router_svc.state.start_tier_outcomes` with the Redis state backend): after
+:meth:`start_sharing`, :meth:`share` hands this replica's new outcomes over, :meth:`absorb` adds the other replicas' ones, and every
 replica refits on the same outcomes.
 """
 
@@ -135,11 +135,13 @@ class StartTierLearner:
         """The feature layout: replicas exchange outcomes only with the same one."""
         return self._featurizer.signature
 
-    def share(self, limit: int) -> list[Outcome]:
-        """This replica's outcomes since the last call (at most ``limit``; sharing starts at
-        the first call, and at most ``max_samples`` wait between two calls)."""
+    def start_sharing(self) -> None:
+        """Keep this replica's new outcomes for :meth:`share` (at most ``max_samples`` wait)."""
         if self._outbox is None:
             self._outbox = collections.deque(maxlen=self._settings.max_samples)
+
+    def share(self, limit: int) -> list[Outcome]:
+        """This replica's outcomes since the last call, oldest first (at most ``limit``)."""
         taken: list[Outcome] = []
         while self._outbox and len(taken) < limit:
             taken.append(self._outbox.popleft())

@@ -21,7 +21,6 @@ back, sent on a later round; at most ``start_tier.max_samples`` wait) and logs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import Any
 
@@ -31,6 +30,7 @@ from redis.asyncio import Redis
 
 from router_svc.start_tier.learner import Outcome, StartTierLearner
 from router_svc.state.redis_samples import RedisUnavailableError, bounded
+from tierroute.tasks import cancel_and_wait
 
 _log = structlog.get_logger("router_svc.state")
 
@@ -67,7 +67,7 @@ class SharedStartTierOutcomes:
         """Whether the last round failed."""
         self.sent = 0
         self.absorbed = 0
-        learner.share(0)  # start collecting this replica's outcomes
+        learner.start_sharing()
 
     def start(self) -> None:
         """Run the sync in the background."""
@@ -76,11 +76,8 @@ class SharedStartTierOutcomes:
 
     async def close(self) -> None:
         """Stop the background sync after one last round (what is left stays local)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.sync()
 
     async def _run(self) -> None:
