@@ -12,8 +12,8 @@ Decisions and observations run on the event loop; only the refit leaves it.
 
 Several router replicas learn one model when their outcomes are shared
 (:mod:`router_svc.state.start_tier_outcomes` with the Redis state backend): after
-:meth:`start_sharing`, :meth:`share` hands this replica's new outcomes over, :meth:`absorb` adds the other replicas' ones, and every
-replica refits on the same outcomes.
+:meth:`start_sharing`, :meth:`share` hands this replica's new outcomes over, :meth:`absorb`
+adds the other replicas' ones, and every replica refits on the same outcomes.
 """
 
 from __future__ import annotations
