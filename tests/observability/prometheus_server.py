@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 Sample = tuple[dict[str, str], float]
+
+
+def _unix_time(rfc3339: str) -> float:
+    """Unix time of a Prometheus RFC 3339 timestamp (fractions beyond microseconds dropped)."""
+    match = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", rfc3339)
+    assert match, rfc3339
+    whole, fraction, offset = match.groups()
+    micro = (fraction or "")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{whole}.{micro}{offset.replace('Z', '+00:00')}").timestamp()
 
 
 def free_port() -> int:
@@ -132,6 +143,22 @@ class Prometheus:
                 return samples
             await asyncio.sleep(0.5)
         raise AssertionError(f"timed out waiting on {expr!r}; last samples: {samples}")
+
+    async def wait_rules_evaluated_after(self, moment: float, timeout: float = 30.0) -> None:
+        """Wait until every rule group has been evaluated after the Unix time ``moment``.
+
+        A scrape that is queryable at ``moment`` is seen by every later evaluation, so recorded
+        series read after this reflect all the samples ingested before ``moment``.
+        """
+        deadline = time.monotonic() + timeout
+        groups: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            groups = (await self.get("/api/v1/rules"))["data"]["groups"]
+            if groups and all(_unix_time(group["lastEvaluation"]) > moment for group in groups):
+                return
+            await asyncio.sleep(0.2)
+        last = {group["name"]: group["lastEvaluation"] for group in groups}
+        raise AssertionError(f"rules not evaluated after {moment}: {last}")
 
     async def wait_for_value(self, expr: str, expected: float, timeout: float = 30.0) -> None:
         """Poll until ``expr`` returns exactly one sample equal to ``expected``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -241,6 +242,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                     'sum(tierroute_model_requests_total{code="OK"})',
                     sum(told.calls_by_tier.values()),
                 )
+            # Recording rules read the last scrape only from their next evaluation on.
+            await prometheus.wait_rules_evaluated_after(time.time())
         yield Stack(prometheus, router, models, told)
     finally:
         if prometheus is not None:
