@@ -66,6 +66,9 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
 
 
+_WASTED_COLUMNS = ("items", "wasted (controller)", "wasted (learned start)", "avoided")
+
+
 def start_tier_lines(comparison: Mapping[str, Any]) -> list[str]:
     """The learned start tier against the controller alone: after warm-up, then per window."""
     return [
@@ -75,10 +78,7 @@ def start_tier_lines(comparison: Mapping[str, Any]) -> list[str]:
         "",
         table(
             (
-                "items",
-                "wasted (controller)",
-                "wasted (learned start)",
-                "avoided",
+                *_WASTED_COLUMNS,
                 "gold quality controller → learned",
                 "served cost learned / controller",
                 "p50 wait of the controller's wasted requests: controller → learned",
@@ -99,10 +99,7 @@ def start_tier_lines(comparison: Mapping[str, Any]) -> list[str]:
         "",
         table(
             (
-                "items",
-                "wasted (controller)",
-                "wasted (learned start)",
-                "avoided",
+                *_WASTED_COLUMNS,
                 "started largest",
             ),
             [
